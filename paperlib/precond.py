@@ -10,7 +10,6 @@ class_labels [B, label_dim] one-hot (or soft) labels. Output [B, C, R, R] fp32.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -173,7 +172,8 @@ class VPPrecond(Denoiser):
         return dict(beta_d=self.beta_d, beta_min=self.beta_min, M=self.M, epsilon_t=self.epsilon_t)
 
     def sigma_of_t(self, t: float) -> float:
-        return math.sqrt(math.exp(0.5 * self.beta_d * t ** 2 + self.beta_min * t) - 1)
+        t = torch.as_tensor(t, device="cpu")  # fp32, as EDM computes sigma_min/sigma_max
+        return float(((0.5 * self.beta_d * t ** 2 + self.beta_min * t).exp() - 1).sqrt())
 
     def t_of_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
         return ((self.beta_min ** 2 + 2 * self.beta_d * (1 + sigma ** 2).log()).sqrt() - self.beta_min) / self.beta_d

@@ -1,0 +1,402 @@
+"""Reading EDM/GDD network pickles safely, and paperlib's own network format.
+
+EDM and GDD pickles (``shared/spec/edm-pickle-format.md``) normally rebuild their classes by ``exec``-ing the
+module source stored inside the file. paperlib never does that: an allow-list unpickler turns every object
+into inert data (tensors, dicts, numbers and :class:`PersistentObject` records), refuses any other global
+before anything runs, and the network is rebuilt from the pickle's own init kwargs with paperlib's classes.
+
+paperlib's own format is one ``.safetensors`` file whose metadata holds the JSON config (preconditioner name
+and init kwargs), written atomically: a failed write never replaces a good file.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import io
+import json
+import os
+import pickle
+import struct
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load_bytes
+from safetensors.torch import save as safetensors_save_bytes
+
+from paperlib.precond import PRECONDITIONERS, Denoiser, GDDPrecond, build_network
+
+FORMAT_NAME = "paperlib-network"
+FORMAT_VERSION = 1
+NETWORK_FILENAME = "network.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, malformed, truncated or of the wrong kind; the message names the file."""
+
+
+class UnsafePickleError(CheckpointError):
+    """A pickle asks for a global outside paperlib's allow-list; nothing from the file was executed."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inert stand-ins for what an EDM pickle references.
+
+@dataclass
+class PersistentObject:
+    """What ``torch_utils.persistence`` pickled: the class name and the instance ``__dict__``, never its code."""
+
+    class_name: str
+    version: int
+    state: dict
+    module_src_chars: int = 0
+
+    @property
+    def init_kwargs(self) -> dict:
+        return dict(self.state.get("_init_kwargs") or {})
+
+
+class ModuleStub:
+    """A plain ``torch.nn`` module (e.g. ModuleDict) from the pickle, kept as its ``__dict__`` in ``state``."""
+
+    state: dict = {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.state = state
+
+
+def _stub_class(module: str, name: str) -> type:
+    return type(name, (ModuleStub,), {"__module__": f"paperlib.stub.{module}"})
+
+
+class _NumpyDtype:
+    """Stand-in for ``numpy.dtype`` while unpickling: remembers the type code and byte order only."""
+
+    def __init__(self, code: str, align: bool = False, copy: bool = True):
+        self.code = code
+        self.byteorder = "="
+
+    def __setstate__(self, state: tuple) -> None:
+        self.byteorder = state[1] if len(state) > 1 and state[1] in "<>=|" else "="
+
+    def resolve(self) -> np.dtype:
+        dtype = np.dtype(self.code).newbyteorder(self.byteorder if self.byteorder != "|" else "=")
+        if dtype.kind not in "biufc":
+            raise UnsafePickleError(f"numpy scalar of dtype {dtype} is not a plain number")
+        return dtype
+
+
+def _numpy_scalar(dtype: _NumpyDtype, data: bytes = b"") -> Any:
+    return np.frombuffer(data, dtype=dtype.resolve())[0].item()
+
+
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+}
+
+
+class _StorageBlobUnpickler(pickle.Unpickler):
+    """Reads the pickled header of a legacy (non-zip) ``torch.save`` of one storage."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        raise UnsafePickleError(f"storage blob refers to {module}.{name}; expected a torch.<Type>Storage")
+
+    def persistent_load(self, pid: tuple) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise CheckpointError(f"unexpected persistent id {pid!r} in a storage blob")
+        return pid[1], str(pid[2]), int(pid[4])  # dtype, key, element count
+
+
+def _load_storage_blob(blob: bytes) -> torch.Tensor:
+    """Decode ``torch.storage._load_from_bytes``' argument into a flat tensor, without torch's unpickler."""
+    f = io.BytesIO(blob)
+    for _ in range(3):  # magic number, protocol version, system info
+        _StorageBlobUnpickler(f).load()
+    dtype, key, numel = _StorageBlobUnpickler(f).load()
+    keys = _StorageBlobUnpickler(f).load()
+    if keys != [key]:
+        raise CheckpointError(f"storage blob lists keys {keys!r}; expected [{key!r}]")
+    (count,) = struct.unpack("<q", f.read(8))
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    raw = f.read(count * itemsize)
+    if count != numel or len(raw) != count * itemsize:
+        raise CheckpointError("storage blob is truncated")
+    return torch.frombuffer(bytearray(raw), dtype=dtype) if count else torch.empty(0, dtype=dtype)
+
+
+def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple, stride: tuple, requires_grad: bool = False,
+                    backward_hooks: Any = None, metadata: Any = None) -> torch.Tensor:
+    return storage.as_strided(tuple(size), tuple(stride), offset)
+
+
+def _rebuild_parameter(tensor: torch.Tensor, requires_grad: bool = False, backward_hooks: Any = None,
+                       state: Any = None) -> torch.Tensor:
+    return tensor
+
+
+def _reconstruct_persistent(meta: dict) -> PersistentObject:
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise CheckpointError(f"unexpected persistent-object record {type(meta).__name__}")
+    return PersistentObject(class_name=str(meta.get("class_name")), version=int(meta.get("version", -1)),
+                            state=meta.get("state") or {}, module_src_chars=len(meta.get("module_src") or ""))
+
+
+def _reconstructor(cls: type, base: type, state: Any) -> Any:
+    if not (isinstance(cls, type) and issubclass(cls, ModuleStub)):
+        raise UnsafePickleError(f"copyreg._reconstructor called for {cls!r}, which is not an allowed stub")
+    return cls.__new__(cls)
+
+
+def _dill_load_type(name: str) -> type:
+    allowed = {"set": set, "frozenset": frozenset, "dict": dict, "list": list, "tuple": tuple}
+    if name not in allowed:
+        raise UnsafePickleError(f"dill._dill._load_type({name!r}) is not allowed")
+    return allowed[name]
+
+
+def _codecs_encode(text: str, encoding: str = "latin1") -> bytes:
+    """How protocol-2 pickles spell a bytes object: ``_codecs.encode(str, 'latin1')``; nothing else is allowed."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"_codecs.encode({type(text).__name__}, {encoding!r}) is not allowed")
+    return text.encode(encoding)
+
+
+class EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict``."""
+
+
+_ALLOWED_GLOBALS: dict[tuple[str, str], Callable] = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_storage_blob,
+    ("collections", "OrderedDict"): OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "object"): object,
+    ("copyreg", "_reconstructor"): _reconstructor,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): _NumpyDtype,
+    ("dnnlib.util", "EasyDict"): EasyDict,
+    ("dill._dill", "_load_type"): _dill_load_type,
+    ("_codecs", "encode"): _codecs_encode,
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only allow-listed globals to inert stand-ins; anything else is refused."""
+
+    def __init__(self, file, source: str = "<pickle>"):
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Python 2 era names (__builtin__, copy_reg) written by protocol-2 streams, e.g. torch-1.x / dill pickles.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if (module, name) in _ALLOWED_GLOBALS:
+            return _ALLOWED_GLOBALS[(module, name)]
+        if module.startswith("torch.nn.modules.") and name.isidentifier() and name[:1].isupper():
+            return _stub_class(module, name)
+        raise UnsafePickleError(f"{self.source}: refusing to load global '{module}.{name}', which is not on "
+                                f"paperlib's allow-list for EDM/GDD network pickles; nothing from the file was executed")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise CheckpointError(f"{self.source}: unexpected persistent id in a plain pickle (is this a torch.save zip file?)")
+
+
+def safe_unpickle(path: str | os.PathLike) -> Any:
+    """Unpickle ``path`` with :class:`SafeUnpickler`. Raises CheckpointError naming the file on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found (expected an EDM/GDD network pickle)")
+    try:
+        with open(path, "rb") as f:
+            return SafeUnpickler(f, source=str(path)).load()
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, struct.error,
+            AttributeError, UnicodeDecodeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable network pickle (truncated or corrupted?): "
+                              f"{type(exc).__name__}: {exc}") from None
+
+
+def persistent_state_dict(obj: PersistentObject) -> OrderedDict:
+    """Walk a pickled module tree into ``nn.Module.state_dict()`` order and names (parameters, buffers, children)."""
+    out: OrderedDict = OrderedDict()
+
+    def walk(node: Any, prefix: str) -> None:
+        state = node.state
+        skip = set(state.get("_non_persistent_buffers_set") or ())
+        for name, value in (state.get("_parameters") or {}).items():
+            if value is not None:
+                out[prefix + name] = value
+        for name, value in (state.get("_buffers") or {}).items():
+            if value is not None and name not in skip:
+                out[prefix + name] = value
+        for name, child in (state.get("_modules") or {}).items():
+            if child is not None:
+                walk(child, prefix + name + ".")
+
+    walk(obj, "")
+    return out
+
+
+@dataclass
+class PickledNetwork:
+    """A network read from an EDM/GDD pickle: class name, init kwargs and weights (nothing executed)."""
+
+    precond: str
+    init_kwargs: dict
+    state_dict: OrderedDict
+    source: str
+
+
+def read_network_pickle(path: str | os.PathLike, key: str = "ema") -> PickledNetwork:
+    """Read the network stored under ``key`` ('ema' or, in GDD snapshots, 'net') of an EDM/GDD pickle."""
+    data = safe_unpickle(path)
+    if not isinstance(data, dict) or key not in data:
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{path}: not a network pickle: expected a dict with key {key!r} "
+                              f"(EDM/GDD snapshot layout), found {found}")
+    obj = data[key]
+    if not isinstance(obj, PersistentObject):
+        raise CheckpointError(f"{path}: entry {key!r} is {type(obj).__name__}, not a persistent EDM network object")
+    if obj.class_name not in PRECONDITIONERS:
+        raise CheckpointError(f"{path}: network class {obj.class_name!r} is not supported; expected one of "
+                              f"{sorted(PRECONDITIONERS)}")
+    kwargs = obj.init_kwargs
+    for required in ("img_resolution", "img_channels"):
+        if required not in kwargs:
+            raise CheckpointError(f"{path}: network init kwargs lack {required!r}; cannot rebuild the architecture")
+    return PickledNetwork(obj.class_name, kwargs, persistent_state_dict(obj), str(path))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Building networks from checkpoints.
+
+def _load_weights(net: Denoiser, state: dict, source: str, drop_extra: tuple[str, ...] = ()) -> Denoiser:
+    """Copy ``state`` into ``net`` by name; every destination entry must be present with the same shape."""
+    target = net.state_dict()
+    extra = [k for k in state if k not in target and k not in drop_extra]
+    missing = [k for k in target if k not in state]
+    if missing or extra:
+        raise CheckpointError(f"{source}: weights do not match the architecture rebuilt from its own kwargs: "
+                              f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                              f"unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
+    for name, value in target.items():
+        if tuple(state[name].shape) != tuple(value.shape):
+            raise CheckpointError(f"{source}: {name} has shape {list(state[name].shape)}; expected {list(value.shape)}")
+    with torch.no_grad():
+        for name, value in target.items():
+            value.copy_(state[name])
+    return net
+
+
+def network_from_pickle(path: str | os.PathLike, key: str = "ema") -> Denoiser:
+    """Rebuild the EDM/GDD network in ``path`` with paperlib's classes and load its weights exactly."""
+    pickled = read_network_pickle(path, key)
+    try:
+        net = build_network(pickled.precond, **pickled.init_kwargs)
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: cannot rebuild {pickled.precond} from the pickle's kwargs: {exc}") from None
+    return _load_weights(net.eval().requires_grad_(False), pickled.state_dict, str(path))
+
+
+def generator_from_teacher(path: str | os.PathLike, eps: float = 2e-3) -> GDDPrecond:
+    """GDD's generator initialised from a teacher (EDM pickle or paperlib file), as GDD's ``--transfer`` does.
+
+    The generator is a GDDPrecond with the teacher's architecture but no augmentation input and dropout 0; the
+    teacher's ``map_augment.weight`` is dropped. The Fourier frequencies and resampling filters come from the teacher.
+    """
+    teacher = load_network(path)
+    model_kwargs = dict(teacher.model_kwargs, augment_dim=0, dropout=0.0)
+    generator = GDDPrecond(img_resolution=teacher.img_resolution, img_channels=teacher.img_channels,
+                           label_dim=teacher.label_dim, use_fp16=teacher.use_fp16, model_type=teacher.model_type,
+                           sigma_data=getattr(teacher, "sigma_data", 0.5), eps=eps, **model_kwargs)
+    return _load_weights(generator, teacher.state_dict(), str(path), drop_extra=("model.map_augment.weight",))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# paperlib's own format.
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_network(net: Denoiser, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Save ``net`` as one safetensors file with its JSON config in the metadata; returns the file path.
+
+    ``path`` may be a folder (the file is ``network.safetensors`` inside it) or a ``.safetensors`` file.
+    ``extra`` is JSON-able information kept beside the config (e.g. how the network was trained).
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / NETWORK_FILENAME
+    config = dict(format=FORMAT_NAME, version=FORMAT_VERSION, precond=type(net).__name__, init_kwargs=net.init_kwargs,
+                  extra=extra or {})
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
+    atomic_write_bytes(path, safetensors_save_bytes(tensors, metadata={"paperlib": json.dumps(config)}))
+    return path
+
+
+def read_network_file(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(config, state_dict) of a paperlib network file. Raises CheckpointError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / NETWORK_FILENAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found (expected a paperlib {NETWORK_FILENAME})")
+    data = path.read_bytes()
+    try:
+        (header_len,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + header_len])
+        config = json.loads(header["__metadata__"]["paperlib"])
+        state = safetensors_load_bytes(data)
+    except (struct.error, json.JSONDecodeError, KeyError, TypeError, SafetensorError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable paperlib network file (truncated or corrupted?): "
+                              f"{type(exc).__name__}: {exc}") from None
+    if config.get("format") != FORMAT_NAME or config.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format {config.get('format')!r} v{config.get('version')}; "
+                              f"expected {FORMAT_NAME!r} v{FORMAT_VERSION}")
+    return config, state
+
+
+def load_network(path: str | os.PathLike, key: str = "ema") -> Denoiser:
+    """Load a network from a paperlib file/folder or an EDM/GDD pickle (``key`` selects 'ema' or 'net').
+
+    Returns the denoiser in eval mode with ``requires_grad`` off, on the CPU.
+    """
+    path = Path(path)
+    if path.suffix == ".pkl":
+        return network_from_pickle(path, key)
+    config, state = read_network_file(path)
+    try:
+        net = build_network(config["precond"], **config["init_kwargs"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild {config.get('precond')!r} from its config: {exc}") from None
+    return _load_weights(net.eval().requires_grad_(False), state, str(path))

@@ -1,0 +1,281 @@
+"""Image datasets: EDM's dataset format (zip or folder of PNGs with ``dataset.json`` labels), a converter from
+the CIFAR-10 python archive to that format, and scikit-learn's digits at 8x8 or 16x16 with a fixed split.
+
+Every dataset yields ``(image, label)`` with image [C, R, R] float32 in [-1, 1] and label [label_dim] float32
+one-hot ([0] for unlabelled data), and exposes ``resolution``, ``num_channels``, ``label_dim``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
+DIGITS_TEST_SIZE = 360   # 1,797 digits -> 1,437 train / 360 test (20%, stratified by class)
+DIGITS_SPLIT_SEED = 0
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, malformed or does not match what it is used with; the message names the file."""
+
+
+def uint8_to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 [..., C, H, W] in [0, 255] -> float32 in [-1, 1] (EDM's scaling x / 127.5 - 1)."""
+    return torch.as_tensor(images).to(torch.float32) / 127.5 - 1
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Base: uint8 images [N, C, R, R] (in memory or decoded on demand) and integer labels [N] (or none)."""
+
+    resolution: int
+    num_channels: int
+    label_dim: int
+    labels: np.ndarray | None
+
+    def raw_image(self, index: int) -> np.ndarray:
+        """uint8 [C, R, R]."""
+        raise NotImplementedError
+
+    def onehot(self, index: int) -> torch.Tensor:
+        if self.labels is None:
+            return torch.zeros(0)
+        out = torch.zeros(self.label_dim)
+        out[int(self.labels[index])] = 1
+        return out
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return uint8_to_float(self.raw_image(index)), self.onehot(index)
+
+    def check_compatible(self, net) -> None:
+        """Raise DatasetError unless images and labels fit ``net`` (resolution, channels, classes)."""
+        name = getattr(self, "name", type(self).__name__)
+        if (self.resolution, self.num_channels) != (net.img_resolution, net.img_channels):
+            raise DatasetError(f"{name}: images are {self.num_channels}x{self.resolution}x{self.resolution}; the network "
+                               f"expects {net.img_channels}x{net.img_resolution}x{net.img_resolution}")
+        if net.label_dim and self.labels is None:
+            raise DatasetError(f"{name}: the network is class-conditional ({net.label_dim} classes) but the dataset has "
+                               f"no labels (dataset.json with 'labels')")
+        if net.label_dim and self.label_dim > net.label_dim:
+            raise DatasetError(f"{name}: dataset labels reach {self.label_dim - 1}, outside the network's classes "
+                               f"0..{net.label_dim - 1}")
+
+
+class InMemoryDataset(ImageDataset):
+    """Images held as a uint8 array [N, C, R, R] with optional int labels [N]."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, name: str, label_dim: int | None = None):
+        self.images = np.ascontiguousarray(images, dtype=np.uint8)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.name = name
+        self.num_channels, self.resolution = self.images.shape[1], self.images.shape[2]
+        self.label_dim = 0 if self.labels is None else int(label_dim or self.labels.max() + 1)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def raw_image(self, index: int) -> np.ndarray:
+        return self.images[index]
+
+
+class ImageFolderDataset(ImageDataset):
+    """EDM's dataset format: a folder or ``.zip`` of images (sorted by path) and optional ``dataset.json``
+    ``{"labels": [["00000/img00000000.png", 6], ...]}``. Images are decoded on demand.
+
+    ``resolution``/``channels``, if given, are checked against the first image. Any file that is neither an
+    image nor ``dataset.json`` is an error (hidden files excepted), as is an image that does not decode.
+    """
+
+    def __init__(self, path: str | os.PathLike, resolution: int | None = None, channels: int | None = None,
+                 use_labels: bool = True):
+        self.path = Path(path)
+        self.name = str(self.path)
+        if not self.path.exists():
+            raise DatasetError(f"{self.path}: dataset not found (expected a folder or .zip of PNG images in EDM's format)")
+        self._zip = None
+        if self.path.is_dir():
+            files = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
+        elif zipfile.is_zipfile(self.path):
+            files = [n for n in self._open_zip().namelist() if not n.endswith("/")]
+        else:
+            raise DatasetError(f"{self.path}: not a folder or a zip file (expected EDM's dataset format)")
+        visible = [f for f in files if not any(part.startswith(".") for part in f.split("/"))]
+        others = [f for f in visible if Path(f).suffix.lower() not in IMAGE_EXTENSIONS and f != "dataset.json"]
+        if others:
+            raise DatasetError(f"{self.path}: {others[0]!r} is not an image; a dataset holds only images "
+                               f"({', '.join(sorted(IMAGE_EXTENSIONS))}) and dataset.json")
+        self.files = sorted(f for f in visible if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+        if not self.files:
+            raise DatasetError(f"{self.path}: no images found")
+        first = self.raw_image(0)
+        self.num_channels, self.resolution = first.shape[0], first.shape[1]
+        if first.shape[1] != first.shape[2]:
+            raise DatasetError(f"{self.path}/{self.files[0]}: image is {first.shape[2]}x{first.shape[1]}; expected square images")
+        if resolution is not None and resolution != self.resolution:
+            raise DatasetError(f"{self.path}: images are {self.resolution}x{self.resolution}; expected {resolution}x{resolution}")
+        if channels is not None and channels != self.num_channels:
+            raise DatasetError(f"{self.path}: images have {self.num_channels} channels; expected {channels}")
+        self.labels = self._read_labels() if use_labels else None
+        self.label_dim = 0 if self.labels is None else int(self.labels.max() + 1)
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip
+
+    def _read_bytes(self, fname: str) -> bytes:
+        if self.path.is_dir():
+            return (self.path / fname).read_bytes()
+        return self._open_zip().read(fname)
+
+    def __getstate__(self) -> dict:  # zip handles do not survive pickling into DataLoader workers
+        return dict(self.__dict__, _zip=None)
+
+    def _read_labels(self) -> np.ndarray | None:
+        has_json = (self.path / "dataset.json").is_file() if self.path.is_dir() else "dataset.json" in self._open_zip().namelist()
+        if not has_json:
+            return None
+        try:
+            meta = json.loads(self._read_bytes("dataset.json"))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{self.path}/dataset.json: not valid JSON: {exc}") from None
+        entries = meta.get("labels") if isinstance(meta, dict) else None
+        if entries is None:
+            return None
+        table = {}
+        for entry in entries:
+            if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], int)):
+                raise DatasetError(f"{self.path}/dataset.json: label entry {entry!r} is not [file name, integer class]")
+            table[str(entry[0]).replace("\\", "/")] = entry[1]
+        missing = [f for f in self.files if f not in table]
+        if missing:
+            raise DatasetError(f"{self.path}/dataset.json: no label for {missing[0]!r}")
+        labels = np.array([table[f] for f in self.files], dtype=np.int64)
+        if labels.min() < 0:
+            bad = self.files[int(labels.argmin())]
+            raise DatasetError(f"{self.path}/dataset.json: label {labels.min()} of {bad!r} is negative; classes are 0..K-1")
+        return labels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def raw_image(self, index: int) -> np.ndarray:
+        fname = self.files[index]
+        try:
+            with Image.open(io.BytesIO(self._read_bytes(fname))) as img:
+                img.load()
+                array = np.asarray(img)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DatasetError(f"{self.path}/{fname}: not a readable image: {exc}") from None
+        array = array[:, :, None] if array.ndim == 2 else array
+        array = array.transpose(2, 0, 1)
+        if hasattr(self, "resolution") and array.shape != (self.num_channels, self.resolution, self.resolution):
+            raise DatasetError(f"{self.path}/{fname}: image is {list(array.shape)} (C, H, W); the dataset's first image "
+                               f"is {[self.num_channels, self.resolution, self.resolution]}")
+        return array
+
+
+def write_image_zip(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None) -> Path:
+    """Write uint8 images [N, H, W, C] (and int labels [N]) as an EDM dataset zip, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            names = []
+            for idx, img in enumerate(images):
+                name = f"{idx:08d}"[:5] + f"/img{idx:08d}.png"
+                buf = io.BytesIO()
+                Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(buf, format="png", compress_level=0, optimize=False)
+                zf.writestr(name, buf.getvalue())
+                names.append(name)
+            meta = {"labels": None if labels is None else [[n, int(l)] for n, l in zip(names, labels)]}
+            zf.writestr("dataset.json", json.dumps(meta))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+class _CifarBatchUnpickler(pickle.Unpickler):
+    """CIFAR-10 batches hold only dicts, lists, bytes and numpy arrays; nothing else is allowed."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise DatasetError(f"CIFAR-10 batch refers to {module}.{name}; refusing to load it")
+
+
+def convert_cifar10(archive: str | os.PathLike, out_zip: str | os.PathLike, split: str = "train") -> Path:
+    """Convert ``cifar-10-python.tar.gz`` into an EDM dataset zip (32x32 RGB PNGs, labels in dataset.json).
+
+    split: 'train' (data_batch_1..5, 50,000 images) or 'test' (test_batch, 10,000 images).
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise DatasetError(f"{archive}: file not found (expected cifar-10-python.tar.gz)")
+    members = [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] if split == "train" else ["cifar-10-batches-py/test_batch"]
+    images, labels = [], []
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in members:
+                try:
+                    f = tar.extractfile(member)
+                except KeyError:
+                    raise DatasetError(f"{archive}: missing {member}; is this the CIFAR-10 python archive?") from None
+                batch = _CifarBatchUnpickler(f, encoding="bytes").load()
+                images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+                labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError) as exc:
+        raise DatasetError(f"{archive}: not a readable CIFAR-10 python archive: {type(exc).__name__}: {exc}") from None
+    return write_image_zip(out_zip, np.concatenate(images), np.concatenate(labels))
+
+
+def digits_dataset(split: str = "train", resolution: int = 8, conditional: bool = True) -> InMemoryDataset:
+    """scikit-learn's handwritten digits as 1-channel images, with a fixed stratified train/test split.
+
+    split: 'train' (1,437 images), 'test' (360) or 'all' (1,797). resolution 8 (native) or 16 (bilinear x2,
+    antialiased). Pixel values 0..16 are mapped to uint8 0..255 (so to [-1, 1] in ``__getitem__``).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"digits split must be 'train', 'test' or 'all', got {split!r}")
+    if resolution not in (8, 16):
+        raise ValueError(f"digits resolution must be 8 or 16, got {resolution}")
+    digits = load_digits()
+    images = torch.as_tensor(digits.images, dtype=torch.float32)[:, None] / 16  # [N, 1, 8, 8] in [0, 1]
+    if resolution == 16:
+        images = torch.nn.functional.interpolate(images, size=16, mode="bilinear", align_corners=False, antialias=True)
+    images = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    labels = digits.target.astype(np.int64)
+    index = np.arange(len(labels))
+    if split != "all":
+        train_idx, test_idx = train_test_split(index, test_size=DIGITS_TEST_SIZE, random_state=DIGITS_SPLIT_SEED,
+                                               stratify=labels)
+        index = np.sort(train_idx if split == "train" else test_idx)
+    return InMemoryDataset(images[index], labels[index] if conditional else None,
+                           name=f"digits-{resolution}x{resolution}-{split}", label_dim=10 if conditional else None)
+
+
+def open_dataset(spec: str | os.PathLike, **kwargs) -> ImageDataset:
+    """A dataset by name or path: 'digits[-8|-16][:train|test|all]' or an EDM folder/zip."""
+    text = str(spec)
+    if text.startswith("digits"):
+        name, _, split = text.partition(":")
+        resolution = int(name.split("-")[1]) if "-" in name else 8
+        return digits_dataset(split or "train", resolution, **kwargs)
+    return ImageFolderDataset(spec, **kwargs)

@@ -1,0 +1,34 @@
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+from paperlib.precond import build_network  # noqa: E402
+
+TINY_SONG = dict(img_resolution=8, img_channels=3, model_type="SongUNet", model_channels=16, channel_mult=[1, 2],
+                 num_blocks=1, attn_resolutions=[4], dropout=0.0, embedding_type="fourier", encoder_type="residual",
+                 channel_mult_noise=2, resample_filter=[1, 3, 3, 1])
+TINY_ADM = dict(img_resolution=8, img_channels=3, model_type="DhariwalUNet", model_channels=32, channel_mult=[1, 2],
+                num_blocks=1, attn_resolutions=[4], dropout=0.0)
+
+
+def randomize(net, seed=0):
+    """Give every parameter non-trivial values (EDM zero-initialises output layers, which would hide bugs)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            fan = p[0].numel() if p.ndim > 1 else 1
+            p.copy_(torch.randn(p.shape, generator=g) * (0.5 / fan ** 0.5))
+    return net
+
+
+@pytest.fixture
+def tiny_net():
+    def make(precond="EDMPrecond", seed=0, **overrides):
+        torch.manual_seed(seed)
+        return randomize(build_network(precond, **{**TINY_SONG, **overrides}), seed).eval()
+    return make
