@@ -11,7 +11,6 @@ and init kwargs), written atomically: a failed write never replaces a good file.
 
 from __future__ import annotations
 
-import _compat_pickle
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load_bytes
 from safetensors.torch import save as safetensors_save_bytes
 
+from paperlib import safe_pickle
 from paperlib.precond import PRECONDITIONERS, Denoiser, GDDPrecond, build_network
 
 FORMAT_NAME = "paperlib-network"
@@ -40,8 +40,8 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, malformed, truncated or of the wrong kind; the message names the file."""
 
 
-class UnsafePickleError(CheckpointError):
-    """A pickle asks for a global outside paperlib's allow-list; nothing from the file was executed."""
+class UnsafePickleError(CheckpointError, safe_pickle.UnsafePickleError):
+    """A network pickle names a global outside paperlib's allow-list; nothing from the file was executed."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -163,13 +163,6 @@ def _dill_load_type(name: str) -> type:
     return allowed[name]
 
 
-def _codecs_encode(text: str, encoding: str = "latin1") -> bytes:
-    """How protocol-2 pickles spell a bytes object: ``_codecs.encode(str, 'latin1')``; nothing else is allowed."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickleError(f"_codecs.encode({type(text).__name__}, {encoding!r}) is not allowed")
-    return text.encode(encoding)
-
-
 class EasyDict(dict):
     """Stand-in for ``dnnlib.util.EasyDict``."""
 
@@ -190,27 +183,25 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Callable] = {
     ("numpy", "dtype"): _NumpyDtype,
     ("dnnlib.util", "EasyDict"): EasyDict,
     ("dill._dill", "_load_type"): _dill_load_type,
-    ("_codecs", "encode"): _codecs_encode,
 }
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only allow-listed globals to inert stand-ins; anything else is refused."""
+class SafeUnpickler(safe_pickle.RestrictedUnpickler):
+    """Resolves only allow-listed globals to inert stand-ins; plain torch.nn classes become :class:`ModuleStub`."""
 
-    def __init__(self, file, source: str = "<pickle>"):
-        super().__init__(file)
-        self.source = source
+    allowed = _ALLOWED_GLOBALS
+    what = "EDM/GDD network pickles"
 
-    def find_class(self, module: str, name: str) -> Any:
-        # Python 2 era names (__builtin__, copy_reg) written by protocol-2 streams, e.g. torch-1.x / dill pickles.
-        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if (module, name) in _ALLOWED_GLOBALS:
-            return _ALLOWED_GLOBALS[(module, name)]
+    def resolve(self, module: str, name: str) -> Any | None:
         if module.startswith("torch.nn.modules.") and name.isidentifier() and name[:1].isupper():
             return _stub_class(module, name)
-        raise UnsafePickleError(f"{self.source}: refusing to load global '{module}.{name}', which is not on "
-                                f"paperlib's allow-list for EDM/GDD network pickles; nothing from the file was executed")
+        return None
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except safe_pickle.UnsafePickleError as exc:
+            raise UnsafePickleError(str(exc)) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise CheckpointError(f"{self.source}: unexpected persistent id in a plain pickle (is this a torch.save zip file?)")

@@ -19,6 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from paperlib.safe_pickle import RestrictedUnpickler, UnsafePickleError
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct as np_reconstruct
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct as np_reconstruct
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 DIGITS_TEST_SIZE = 360   # 1,797 digits -> 1,437 train / 360 test (20%, stratified by class)
 DIGITS_SPLIT_SEED = 0
@@ -206,16 +213,12 @@ def write_image_zip(path: str | os.PathLike, images: np.ndarray, labels: np.ndar
     return path
 
 
-class _CifarBatchUnpickler(pickle.Unpickler):
+class _CifarBatchUnpickler(RestrictedUnpickler):
     """CIFAR-10 batches hold only dicts, lists, bytes and numpy arrays; nothing else is allowed."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise DatasetError(f"CIFAR-10 batch refers to {module}.{name}; refusing to load it")
+    allowed = {("numpy.core.multiarray", "_reconstruct"): np_reconstruct, ("numpy._core.multiarray", "_reconstruct"): np_reconstruct,
+               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    what = "CIFAR-10 batches"
 
 
 def convert_cifar10(archive: str | os.PathLike, out_zip: str | os.PathLike, split: str = "train") -> Path:
@@ -235,10 +238,10 @@ def convert_cifar10(archive: str | os.PathLike, out_zip: str | os.PathLike, spli
                     f = tar.extractfile(member)
                 except KeyError:
                     raise DatasetError(f"{archive}: missing {member}; is this the CIFAR-10 python archive?") from None
-                batch = _CifarBatchUnpickler(f, encoding="bytes").load()
+                batch = _CifarBatchUnpickler(f, source=f"{archive}:{member}", encoding="bytes").load()
                 images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
                 labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
-    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError) as exc:
+    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError, UnsafePickleError) as exc:
         raise DatasetError(f"{archive}: not a readable CIFAR-10 python archive: {type(exc).__name__}: {exc}") from None
     return write_image_zip(out_zip, np.concatenate(images), np.concatenate(labels))
 

@@ -77,8 +77,11 @@ class Conv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.to(x.dtype) if self.weight is not None else None
         b = self.bias.to(x.dtype) if self.bias is not None else None
+        if not (self.up or self.down):
+            # Plain convolution: the bias is fused into the kernel (same result as EDM's separate add).
+            return F.conv2d(x, w, b, padding=w.shape[-1] // 2)
         w_pad = w.shape[-1] // 2 if w is not None else 0
-        f_pad = (self.resample_filter.shape[-1] - 1) // 2 if self.resample_filter is not None else 0
+        f_pad = (self.resample_filter.shape[-1] - 1) // 2
         if self.fused_resample and self.up and w is not None:
             x = F.conv_transpose2d(x, self._fir(self.in_channels, x.dtype).mul(4), groups=self.in_channels,
                                    stride=2, padding=max(f_pad - w_pad, 0))
@@ -174,15 +177,13 @@ class UNetBlock(nn.Module):
         else:
             x = F.silu(self.norm1(x.add_(params)))
         x = self.conv1(F.dropout(x, p=self.dropout, training=self.training))
-        x = x.add_(self.skip(orig) if self.skip is not None else orig)
-        x = x * self.skip_scale
+        x = x.add_(self.skip(orig) if self.skip is not None else orig).mul_(self.skip_scale)
         if self.num_heads:
             b, c, h, w = x.shape
             qkv = self.qkv(self.norm2(x)).reshape(b * self.num_heads, c // self.num_heads, 3, h * w)
             q, k, v = qkv.unbind(2)
             a = attention(q, k, v)
-            x = self.proj(a.reshape(b, c, h, w)).add_(x)
-            x = x * self.skip_scale
+            x = self.proj(a.reshape(b, c, h, w)).add_(x).mul_(self.skip_scale)
         return x
 
 
