@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 scale="${1:-mini}"
 case "$scale" in smoke|mini|paper) ;; *) echo "usage: ./run_all.sh [smoke|mini|paper]" >&2; exit 2 ;; esac
 venv="$(bash scripts/setup_env.sh)"
-export MPLBACKEND=Agg PATH="$venv/bin:$PATH"
+export MPLBACKEND=Agg PATH="$venv/bin:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 start=$(date +%s)
 mkdir -p results/benchmarks
 case "$scale" in

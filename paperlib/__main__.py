@@ -1,6 +1,6 @@
 """Command line: ``python -m paperlib <verb> ...``.
 
-Verbs: ``sample`` (PNGs + .npz from any checkpoint), ``convert`` (EDM/GDD pickle -> paperlib format),
+Verbs: ``train`` (a preset, any key overridable), ``sample`` (PNGs + .npz from any checkpoint), ``convert`` (EDM/GDD pickle -> paperlib format),
 ``convert-cifar10`` (CIFAR-10 python archive -> EDM dataset zip).
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -55,6 +56,40 @@ def cmd_convert_cifar10(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def parse_overrides(tokens: list[str]) -> dict:
+    """['--lr', '2e-4', '--arch', '{"model_channels": 16}'] -> {'lr': 0.0002, 'arch': {...}}.
+
+    Values are read as JSON where they parse (numbers, true/false, null, lists, dicts), else kept as strings;
+    '--key=value' works too. Keys may use dashes or underscores.
+    """
+    out, i = {}, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--"):
+            raise ValueError(f"unexpected argument {token!r}; overrides are given as --key value")
+        key, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(tokens):
+                raise ValueError(f"override --{key} has no value")
+            value, i = tokens[i + 1], i + 1
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out[key.replace("-", "_")] = parsed
+        i += 1
+    return out
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
+    from paperlib.presets import preset_config
+    from paperlib.train import train
+
+    cfg = preset_config(args.preset, run_dir=args.run_dir, **parse_overrides(extra))
+    summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps(summary))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -71,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outdir", required=True)
     p.set_defaults(func=cmd_sample)
 
+    p = sub.add_parser("train", help="train with a preset; any config key can be overridden as --key value",
+                       description="Train with a named preset (python -m paperlib train --list-presets). Every key of "
+                                   "the config can be overridden, e.g. --lr 2e-4 --total_kimg 50 --teacher PATH.")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<preset>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest training state in the run folder")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train, takes_extra=True)
+
     p = sub.add_parser("convert", help="convert an EDM/GDD network pickle into paperlib's safetensors format")
     p.add_argument("pkl")
     p.add_argument("outdir")
@@ -86,9 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
     try:
-        args.func(args)
+        if getattr(args, "takes_extra", False):
+            args.func(args, extra)
+        elif extra:
+            raise ValueError(f"unrecognised arguments: {' '.join(extra)}")
+        else:
+            args.func(args)
     except (CheckpointError, DatasetError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

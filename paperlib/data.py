@@ -37,7 +37,7 @@ class DatasetError(ValueError):
 
 def uint8_to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 [..., C, H, W] in [0, 255] -> float32 in [-1, 1] (EDM's scaling x / 127.5 - 1)."""
-    return torch.as_tensor(images).to(torch.float32) / 127.5 - 1
+    return torch.tensor(images, dtype=torch.float32) / 127.5 - 1
 
 
 class ImageDataset(torch.utils.data.Dataset):

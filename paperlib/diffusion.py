@@ -147,18 +147,19 @@ def generate(net: Denoiser, seeds: Sequence[int], num_steps: int | None = None, 
     return SampleBatch(seeds, images.float(), labels, nfe_of(num_steps, solver))
 
 
-def edm_loss(net: Denoiser, images: torch.Tensor, class_labels: torch.Tensor | None = None,
-             P_mean: float = -1.2, P_std: float = 1.2, sigma_data: float = 0.5,
-             augment_labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def edm_sigma(batch: int, P_mean: float = -1.2, P_std: float = 1.2, generator: torch.Generator | None = None,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """EDM's training noise levels: ln(sigma) ~ N(P_mean, P_std^2). Returns [batch, 1, 1, 1]."""
+    return (torch.randn([batch, 1, 1, 1], generator=generator, device=device) * P_std + P_mean).exp()
+
+
+def edm_loss(net: Denoiser, images: torch.Tensor, class_labels: torch.Tensor | None, sigma: torch.Tensor,
+             noise: torch.Tensor, sigma_data: float = 0.5, augment_labels: torch.Tensor | None = None) -> torch.Tensor:
     """EDM's denoising loss (Karras et al. 2022, eq. 2 with Table 1's weighting), per pixel: [B, C, H, W].
 
-    ln(sigma) ~ N(P_mean, P_std^2); loss = lambda(sigma) ||D(y + sigma n; sigma) - y||^2 with
-    lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.
+    sigma: [B, 1, 1, 1] noise levels (see :func:`edm_sigma`); noise: [B, C, H, W] standard normal.
+    loss = lambda(sigma) (D(y + sigma n; sigma) - y)^2 with lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2.
     """
-    b = images.shape[0]
-    rnd = torch.randn([b, 1, 1, 1], device=images.device, generator=generator)
-    sigma = (rnd * P_std + P_mean).exp()
     weight = (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
-    noise = torch.randn(images.shape, device=images.device, generator=generator) * sigma
-    denoised = net(images + noise, sigma, class_labels, augment_labels=augment_labels)
+    denoised = net(images + noise * sigma, sigma, class_labels, augment_labels=augment_labels)
     return weight * (denoised - images) ** 2

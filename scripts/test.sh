@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: idempotent set-up, then the whole pytest suite.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
 venv="$(bash scripts/setup_env.sh)"
-export MPLBACKEND=Agg
+export MPLBACKEND=Agg PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 exec "$venv/bin/python" -m pytest -q "$@"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.diffusion import SeedRandom, edm_loss, edm_sampler, generate, nfe_of, parse_seeds, sigma_steps, to_uint8
+from paperlib.diffusion import SeedRandom, edm_loss, edm_sigma, edm_sampler, generate, nfe_of, parse_seeds, sigma_steps, to_uint8
 
 S = 0.5  # data ~ N(0, S^2): the ideal denoiser is D(x; sigma) = x S^2 / (S^2 + sigma^2)
 
@@ -109,7 +109,7 @@ def test_edm_loss_is_zero_for_the_ideal_denoiser_direction():
     class Ideal(torch.nn.Module):  # data are all zeros: the ideal denoiser returns 0
         def forward(self, x, sigma, labels=None, augment_labels=None):
             return torch.zeros_like(x)
-    loss = edm_loss(Ideal(), torch.zeros(4, 1, 2, 2))
+    loss = edm_loss(Ideal(), torch.zeros(4, 1, 2, 2), None, edm_sigma(4), torch.randn(4, 1, 2, 2))
     assert loss.shape == (4, 1, 2, 2) and torch.equal(loss, torch.zeros_like(loss))
 
 
@@ -120,7 +120,7 @@ def test_edm_loss_trains_a_tiny_denoiser(tiny_net):
     g = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(30):
-        loss = edm_loss(net, images, generator=g).mean()
+        loss = edm_loss(net, images, None, edm_sigma(8, generator=g), torch.randn(images.shape, generator=g)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

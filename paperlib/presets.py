@@ -1,0 +1,89 @@
+"""Named training configurations: the paper's ten runs, the mini (digits, CPU) runs and the smoke (test) runs.
+
+Paper hyperparameters follow ``gdd-reference.md`` section 9. The R1 weight is converted to paperlib's
+mean-over-samples convention (``paperlib.losses``): the reference sums its losses over each GPU's batch
+(64 images with batch 256 on 4 GPUs, 128 for ImageNet's 512), so gamma = 1e-4 / per-GPU batch gives the same
+balance between the D loss and R1, whatever the number of GPUs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paperlib.train import ConfigError, TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+MINI_TEACHERS = {False: str(ROOT / "teachers" / "digits-uncond.safetensors"),
+                 True: str(ROOT / "teachers" / "digits-cond.safetensors")}
+
+# NCSN++-style SongUNet for 8x8 digits (8 -> 4 -> 2), about 1.1M parameters.
+MINI_ARCH = dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual", decoder_type="standard",
+                 channel_mult_noise=2, resample_filter=[1, 3, 3, 1], model_channels=32, channel_mult=[1, 2, 2],
+                 num_blocks=2, attn_resolutions=[4], dropout=0.0)
+SMOKE_ARCH = dict(MINI_ARCH, model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4])
+NCSNPP = dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual", decoder_type="standard",
+              channel_mult_noise=2, resample_filter=[1, 3, 3, 1], model_channels=128, channel_mult=[2, 2, 2])
+
+
+def _paper(backbones: str, batch: int, lr: float, d_lr: float, kimg: float, ema_kimg: float, conditional: bool,
+           teacher_name: str) -> dict:
+    per_gpu_batch = batch // 4  # the reference's train.sh runs 4 GPUs per command
+    return dict(objective="gdd", conditional=conditional, batch=batch, lr=lr, d_lr=d_lr, total_kimg=kimg,
+                ema_kimg=ema_kimg, discriminator="projected", discriminator_kwargs=dict(backbones=backbones),
+                r1_gamma=1e-4 / per_gpu_batch, r1_interval=16, gan_loss="ns", bf16=True, seed=42,
+                snapshot_kimg=250, log_kimg=25, dataset="", teacher=None, _teacher_name=teacher_name)
+
+
+_PAPER_RUNS = {
+    "cifar10-uncond": _paper("vgg16_bn+lite0", 256, 1e-4, 1e-4, 5000, 500, False, "edm-cifar10-32x32-uncond-ve.pkl"),
+    "cifar10-cond": _paper("vgg16_bn+lite0", 256, 1e-4, 1e-4, 5000, 500, True, "edm-cifar10-32x32-cond-ve.pkl"),
+    "afhqv2-64": _paper("deit+lite0", 256, 2e-5, 4e-5, 10000, 500, False, "edm-afhqv2-64x64-uncond-ve.pkl"),
+    "ffhq-64": _paper("deit+lite0", 256, 2e-5, 4e-5, 10000, 500, False, "edm-ffhq-64x64-uncond-ve.pkl"),
+    "imagenet-64": _paper("deit+lite0", 512, 8e-6, 4e-5, 10000, 50000, True, "edm-imagenet-64x64-cond-adm.pkl"),
+}
+
+
+def _mini_teacher(conditional: bool) -> dict:
+    return dict(objective="edm", dataset="digits-8:train", conditional=conditional, arch=MINI_ARCH, batch=128,
+                lr=2e-3, betas=[0.9, 0.999], lr_rampup_kimg=20, total_kimg=600, ema_kimg=30, ema_rampup=0.05,
+                snapshot_kimg=100, log_kimg=10, num_workers=0)
+
+
+def _mini_student(objective: str, conditional: bool, freeze_level: int) -> dict:
+    return dict(objective=objective, dataset="digits-8:train", conditional=conditional,
+                teacher=MINI_TEACHERS[conditional], freeze_level=freeze_level, discriminator="small",
+                batch=64, lr=1e-4, d_lr=1e-4, total_kimg=100, ema_kimg=10, r1_gamma=0.1, r1_interval=16,
+                snapshot_kimg=20, log_kimg=2, num_workers=0)
+
+
+PRESETS: dict[str, dict] = {}
+for _name, _run in _PAPER_RUNS.items():
+    PRESETS[f"{_name}-gdd"] = dict(_run, freeze_level=0)
+    PRESETS[f"{_name}-gddi"] = dict(_run, freeze_level=1)
+for _cond, _suffix in ((False, ""), (True, "-cond")):
+    PRESETS[f"digits{_suffix}-teacher"] = _mini_teacher(_cond)
+    PRESETS[f"digits{_suffix}-gdd"] = _mini_student("gdd", _cond, 0)
+    PRESETS[f"digits{_suffix}-gddi"] = _mini_student("gdd", _cond, 1)
+    PRESETS[f"digits{_suffix}-instance"] = _mini_student("instance", _cond, 0)
+PRESETS["smoke-teacher"] = dict(_mini_teacher(False), arch=SMOKE_ARCH, batch=32, total_kimg=0.256, lr_rampup_kimg=0,
+                                snapshot_kimg=0.128, log_kimg=0.064)
+for _name, _objective, _level in (("smoke-gdd", "gdd", 0), ("smoke-gddi", "gdd", 1), ("smoke-instance", "instance", 0)):
+    PRESETS[_name] = dict(_mini_student(_objective, False, _level), teacher=None, batch=16, total_kimg=0.32,
+                          snapshot_kimg=0.16, log_kimg=0.08, r1_interval=4, instance_steps=2,
+                          discriminator_kwargs=dict(channels=16))
+
+
+def preset_config(name: str, run_dir: str | None = None, **overrides) -> TrainConfig:
+    """The TrainConfig of preset ``name`` with ``overrides`` applied; run_dir defaults to runs/<name>."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+    values = {k: v for k, v in PRESETS[name].items() if not k.startswith("_")}
+    values.update(overrides)
+    values["run_dir"] = run_dir or overrides.get("run_dir") or f"runs/{name}"
+    cfg = TrainConfig.from_dict(values)
+    teacher_name = PRESETS[name].get("_teacher_name")
+    if teacher_name and not cfg.teacher:
+        raise ConfigError(f"preset {name!r} needs the EDM teacher: teacher=/path/to/{teacher_name}")
+    if teacher_name and not cfg.dataset:
+        raise ConfigError(f"preset {name!r} needs its dataset in EDM's format: dataset=/path/to/dataset.zip")
+    return cfg

@@ -1,0 +1,242 @@
+"""The training loop and the method's pieces: EMA, freezing, losses, R1, presets, resume, multi-process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from paperlib.checkpoints import load_network, read_network_file
+from paperlib.data import write_image_zip
+from paperlib.discriminators import SmallDiscriminator
+from paperlib.freezing import apply_freezing, frozen_parameter_names
+from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_penalty
+from paperlib.presets import PRESETS, preset_config
+from paperlib.train import ConfigError, TrainConfig, ema_beta, train
+from test_nets import CONFIGS, build_meta, read_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ema_schedule_matches_reference_numbers():
+    assert ema_beta(256, 0, 500) == 0.0  # the first step copies
+    assert ema_beta(256, 100_000, 500) == pytest.approx(0.9651, abs=1e-4)
+    assert ema_beta(256, 1_000_000, 500) == pytest.approx(0.99646, abs=1e-5)
+    assert ema_beta(256, 5_000_000, 500) == pytest.approx(0.99929, abs=1e-5)
+    assert ema_beta(256, 100_000_000, 500) == pytest.approx(0.5 ** (256 / 500_000))  # the cap takes over
+
+
+FREEZE_TABLE = {  # shared/spec/freeze-summary.md: (frozen tensors, frozen params) per level
+    "cifar10-32x32-uncond-ncsnpp": {1: (144, 47_597_568), 2: (156, 48_781_824), 3: (196, 51_015_168)},
+    "ffhq-afhqv2-64x64-uncond-ncsnpp": {1: (188, 52_614_144), 2: (200, 53_798_400), 3: (254, 56_294_912)},
+    "imagenet-64x64-cond-adm": {1: (188, 233_065_920), 2: (232, 257_324_160), 3: (270, 266_807_616)},
+    "cifar10-32x32-uncond-ddpmpp": {1: (144, 47_597_568), 2: (156, 48_781_824), 3: (196, 51_015_168)},
+}
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_freeze_level_1_equals_the_spec_lists(config):
+    net = build_meta("GDDPrecond", **CONFIGS[config])
+    expected = [(line.split("\t")[0], line.split("\t")[1]) for line in (Path(__file__).parent / "data" / f"{config}.freeze1.txt").read_text().splitlines()]
+    shapes = dict(net.named_parameters())
+    got = [(name, "[" + ",".join(str(d) for d in shapes[name].shape) + "]") for name in frozen_parameter_names(net, 1)]
+    assert got == expected
+
+
+@pytest.mark.parametrize("config", sorted(FREEZE_TABLE))
+def test_freeze_levels_match_the_summary_counts(config):
+    for level, (tensors, params) in FREEZE_TABLE[config].items():
+        net = build_meta("GDDPrecond", **CONFIGS[config])
+        info = apply_freezing(net, level)
+        assert (info["frozen_tensors"], info["frozen_params"]) == (tensors, params)
+    net = build_meta("GDDPrecond", **CONFIGS["cifar10-32x32-uncond-ncsnpp"])
+    assert round(100 * apply_freezing(net, 1)["frozen_fraction"], 2) == 84.40
+
+
+def test_frozen_layers_get_no_weight_gradient(tiny_net):
+    net = tiny_net("GDDPrecond").train()
+    apply_freezing(net, 1)
+    net.generate(torch.randn(2, 3, 8, 8)).square().mean().backward()
+    for name, p in net.named_parameters():
+        assert (p.grad is None) == (name in frozen_parameter_names(net, 1)), name
+    with pytest.raises(ValueError, match="freeze level"):
+        apply_freezing(net, 4)
+
+
+def test_gan_losses_on_fixed_logits():
+    real, fake = [torch.tensor([[2.0, 0.0], [1.0, 1.0]])], [torch.tensor([[-1.0, 3.0], [0.0, 0.0]])]
+    sp = torch.nn.functional.softplus
+    per_sample_fake = torch.stack([sp(torch.tensor([-1.0, 3.0])).mean(), sp(torch.tensor([0.0, 0.0])).mean()])
+    per_sample_real = torch.stack([sp(-torch.tensor([2.0, 0.0])).mean(), sp(-torch.tensor([1.0, 1.0])).mean()])
+    assert discriminator_loss(real, fake).item() == pytest.approx((per_sample_fake.mean() + per_sample_real.mean()).item())
+    assert generator_loss(fake).item() == pytest.approx(sp(-torch.tensor([[-1.0, 3.0], [0.0, 0.0]])).mean(1).mean().item())
+    assert generator_loss(fake, "hinge").item() == pytest.approx(-0.5)
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx(
+        torch.relu(1 + fake[0]).mean(1).mean().item() + torch.relu(1 - real[0]).mean(1).mean().item())
+    # two backbones: their per-sample means add up
+    assert generator_loss(fake + fake).item() == pytest.approx(2 * generator_loss(fake).item())
+    with pytest.raises(ValueError, match="unknown GAN loss"):
+        generator_loss(fake, "wgan")
+
+
+def test_loss_reduction_is_a_mean_over_samples():
+    """paperlib averages over samples where the reference sums over each GPU's batch: duplicating the batch
+    leaves the loss unchanged, and the reference's sum is exactly per-GPU-batch times ours."""
+    logits = [torch.randn(8, 5)]
+    doubled = [torch.cat([logits[0], logits[0]])]
+    assert discriminator_loss(doubled, doubled).item() == pytest.approx(discriminator_loss(logits, logits).item())
+    reference_sum = sum(torch.nn.functional.softplus(-l).mean() for l in logits[0])
+    assert reference_sum.item() == pytest.approx(8 * generator_loss(logits).item(), rel=1e-6)
+    cifar = preset_config("cifar10-uncond-gdd", teacher="t.pkl", dataset="d.zip")
+    assert cifar.r1_gamma == pytest.approx(1e-4 / 64)  # gamma_paper / per-GPU batch (256 on 4 GPUs)
+
+
+def test_instance_losses():
+    a, b = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    assert instance_loss(a, b).item() == 1.0
+    assert instance_loss(a, b, "pseudo_huber", huber_c=0.5).item() == pytest.approx((1 + 0.25) ** 0.5 - 0.5)
+
+
+def test_r1_matches_finite_differences():
+    torch.manual_seed(0)
+    D = SmallDiscriminator(8, 1, label_dim=0, channels=8).double()
+    with torch.no_grad():  # settle spectral norm's power iteration so D is a fixed function
+        for _ in range(5):
+            D(torch.randn(1, 1, 8, 8, dtype=torch.float64), None)
+    D.eval()
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    penalty = r1_penalty(D, x, None)
+    f = lambda y: sum(l.sum() for l in D(y, None)).item()
+    eps = 1e-6
+    for b in range(2):
+        grad = torch.zeros_like(x[b])
+        for idx in np.ndindex(*x.shape[1:]):
+            xp, xm = x.clone(), x.clone()
+            xp[(b,) + idx] += eps
+            xm[(b,) + idx] -= eps
+            grad[idx] = (f(xp) - f(xm)) / (2 * eps)
+        assert penalty[b].item() == pytest.approx(grad.square().sum().item(), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# End to end at smoke scale.
+
+def run_cli(*args, env_extra=None, check=True, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "paperlib", *args], env=env, capture_output=True, text=True,
+                          check=check, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def smoke_teacher(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("teacher") / "run"
+    train(preset_config("smoke-teacher", run_dir=str(run_dir)), progress=False)
+    return str(run_dir / "network.safetensors")
+
+
+@pytest.mark.parametrize("preset", ["smoke-gdd", "smoke-gddi", "smoke-instance"])
+def test_smoke_runs_write_loadable_checkpoints(tmp_path, smoke_teacher, preset):
+    summary = train(preset_config(preset, run_dir=str(tmp_path / "run"), teacher=smoke_teacher), progress=False)
+    net = load_network(tmp_path / "run" / "network.safetensors")
+    assert type(net).__name__ == "GDDPrecond" and summary["nimg"] >= 320
+    config, _ = read_network_file(tmp_path / "run" / "network.safetensors")
+    assert config["extra"]["objective"] == PRESETS[preset]["objective"]
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lines and all(np.isfinite(v) for l in lines for v in l.values() if isinstance(v, float))
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["teacher"] == smoke_teacher
+    if preset == "smoke-gddi":
+        frozen = summary["freezing"]
+        assert frozen["level"] == 1 and 0.5 < frozen["frozen_fraction"] < 0.9
+        teacher = load_network(smoke_teacher)
+        for name in frozen_parameter_names(net, 1):  # frozen weights end exactly as the teacher's
+            assert torch.equal(net.state_dict()[name], teacher.state_dict()[name])
+    if preset == "smoke-gdd":
+        assert {"loss_G", "loss_D", "logits_real", "logits_fake", "loss_R1"} <= set().union(*lines)
+
+
+def test_smoke_teacher_is_a_denoiser(smoke_teacher):
+    net = load_network(smoke_teacher)
+    assert type(net).__name__ == "EDMPrecond" and net.img_channels == 1 and net.img_resolution == 8
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path, smoke_teacher):
+    common = ["train", "--preset", "smoke-gdd", "--teacher", smoke_teacher, "--total_kimg", "0.96",
+              "--snapshot_kimg", "0.16", "--no-progress"]
+    run_cli(*common, "--run-dir", str(tmp_path / "straight"))
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "paperlib", *common, "--run-dir", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(killed.glob("training-state-*.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "network.safetensors").exists(), "the run finished before it could be killed"
+    run_cli(*common, "--run-dir", str(killed), "--resume")
+    a, b = load_network(tmp_path / "straight"), load_network(killed)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    sa = torch.load(sorted((tmp_path / "straight").glob("training-state-*.pt"))[-1], weights_only=True)
+    sb = torch.load(sorted(killed.glob("training-state-*.pt"))[-1], weights_only=True)
+    for k in sa["modules"]["D"]:
+        assert torch.equal(sa["modules"]["D"][k], sb["modules"]["D"][k]), k
+    lines = [json.loads(l)["nimg"] for l in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert lines == sorted(set(lines))  # no duplicated log lines after the resume
+
+
+def test_two_gloo_processes_equal_one_process(tmp_path, smoke_teacher):
+    common = ["--preset", "smoke-gdd", "--teacher", smoke_teacher, "--total_kimg", "0.128", "--snapshot_kimg", "1",
+              "--device", "cpu", "--no-progress"]
+    run_cli("train", *common, "--run-dir", str(tmp_path / "one"))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+                "-m", "paperlib", "train", *common, "--run-dir", str(tmp_path / "two")]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    result = subprocess.run(torchrun, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = load_network(tmp_path / "one"), load_network(tmp_path / "two")
+    for (k, va), vb in zip(one.state_dict().items(), two.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=1e-4, atol=1e-5, msg=k)
+    moved = sum((va - vb).abs().max().item() for va, vb in zip(one.state_dict().values(), load_network(smoke_teacher).state_dict().values()))
+    assert moved > 0  # training really changed the weights
+
+
+def test_bad_configurations(tmp_path, smoke_teacher):
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        preset_config("nope")
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['learning_rate'\]"):
+        preset_config("smoke-gdd", learning_rate=1)
+    with pytest.raises(ConfigError, match="needs the EDM teacher"):
+        preset_config("cifar10-uncond-gddi")
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        train(preset_config("smoke-gdd", run_dir=str(tmp_path / "a")), progress=False)
+    with pytest.raises(ConfigError, match=r"does not fit the dataset: digits-16x16-train: images are 1x16x16"):
+        train(preset_config("smoke-gdd", run_dir=str(tmp_path / "b"), teacher=smoke_teacher, dataset="digits-16:train"),
+              progress=False)
+    unlabelled = write_image_zip(tmp_path / "u.zip", np.zeros((4, 8, 8, 1), np.uint8), None)
+    with pytest.raises(ConfigError, match="needs labels"):
+        train(preset_config("digits-cond-teacher", run_dir=str(tmp_path / "c"), dataset=str(unlabelled)), progress=False)
+    train(preset_config("smoke-gdd", run_dir=str(tmp_path / "d"), teacher=smoke_teacher, total_kimg=0.016), progress=False)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(preset_config("smoke-gdd", run_dir=str(tmp_path / "d"), teacher=smoke_teacher), progress=False)
+
+
+def test_cli_train_errors(tmp_path):
+    result = run_cli("train", "--preset", "smoke-gdd", "--bogus_key", "1", check=False)
+    assert result.returncode == 2 and "unknown config key(s) ['bogus_key']" in result.stderr
+    result = run_cli("train", "--preset", "nope", check=False)
+    assert result.returncode == 2 and "unknown preset 'nope'" in result.stderr
+
+
+def test_every_preset_resolves():
+    for name, values in PRESETS.items():
+        overrides = dict(teacher="t.pkl", dataset="d.zip") if values.get("_teacher_name") else {}
+        cfg = preset_config(name, **overrides)
+        assert isinstance(cfg, TrainConfig) and cfg.run_dir == f"runs/{name}"
+    assert sum(1 for n in PRESETS if PRESETS[n].get("_teacher_name")) == 10
