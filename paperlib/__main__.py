@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from paperlib.checkpoints import CheckpointError, atomic_write_bytes, load_network, save_network
 from paperlib.data import DatasetError, convert_cifar10
+from paperlib.metrics import MetricError
 from paperlib.diffusion import generate, parse_seeds, to_uint8
 
 
@@ -90,6 +91,45 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
     print(json.dumps(summary))
 
 
+def cmd_featnet(args: argparse.Namespace) -> None:
+    from paperlib.metrics import train_digits_featnet
+
+    result = train_digits_featnet(epochs=args.epochs, seed=args.seed, out=args.out)
+    print(f"wrote {result['path']}: held-out (test split) accuracy {100 * result['test_accuracy']:.2f}%")
+
+
+def cmd_fid(args: argparse.Namespace) -> None:
+    import torch.distributed as dist
+
+    from paperlib.metrics import (Stats, build_extractor, dataset_reference, evaluate_features, extract_features,
+                                  feature_stats, fid_from_stats, generate_uint8)
+    from paperlib.train import init_distributed
+
+    device = torch.device(args.device)
+    dinfo = init_distributed(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", dinfo.local_rank)
+    extractor = build_extractor(args.features, args.feature_weights, device)
+    net = load_network(args.ckpt).to(device)
+    seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.num))
+    images, _ = generate_uint8(net, seeds[dinfo.rank::dinfo.world], num_steps=args.steps, batch=args.batch,
+                               device=device, progress=dinfo.rank == 0)
+    feats = extract_features(extractor, images)
+    if dinfo.enabled:  # rank 0 reduces the statistics of every rank's slice of seeds
+        gathered = [None] * dinfo.world
+        dist.all_gather_object(gathered, feats)
+        feats = np.concatenate(gathered)
+    if dinfo.rank != 0:
+        return
+    if args.ref.endswith(".npz"):
+        result = dict(fid=fid_from_stats(feature_stats(feats), Stats.load(args.ref)), num=len(feats))
+    else:
+        result = evaluate_features(feats, dataset_reference(args.ref, extractor))
+    print(json.dumps(result))
+    if args.out:
+        atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -115,6 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train, takes_extra=True)
 
+    p = sub.add_parser("fid", help="generate samples and compute FID (and KID, precision/recall) against a reference")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--ref", required=True, help="reference: an .npz with mu/sigma (e.g. EDM's fid-refs) or a dataset "
+                   "(digits-8:train, or an EDM-format folder/zip)")
+    p.add_argument("--num", type=int, default=50000, help="number of samples, seeds 0..num-1")
+    p.add_argument("--seeds", default=None, help="explicit seeds instead of --num")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps for diffusion models (default 18)")
+    p.add_argument("--features", choices=["digits", "inception"], default="inception")
+    p.add_argument("--feature-weights", default=None, help="inception-2015-12-05.pt (or another digits feature net)")
+    p.add_argument("--batch", type=int, default=250)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", default=None, help="write the numbers as JSON here")
+    p.set_defaults(func=cmd_fid)
+
+    p = sub.add_parser("featnet", help="train the digits feature network used for mini-scale FID")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "assets" / "digits_featnet.safetensors"))
+    p.set_defaults(func=cmd_featnet)
+
     p = sub.add_parser("convert", help="convert an EDM/GDD network pickle into paperlib's safetensors format")
     p.add_argument("pkl")
     p.add_argument("outdir")
@@ -138,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"unrecognised arguments: {' '.join(extra)}")
         else:
             args.func(args)
-    except (CheckpointError, DatasetError, ValueError, FileNotFoundError) as exc:
+    except (CheckpointError, DatasetError, MetricError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

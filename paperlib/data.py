@@ -52,6 +52,10 @@ class ImageDataset(torch.utils.data.Dataset):
         """uint8 [C, R, R]."""
         raise NotImplementedError
 
+    def all_images(self) -> np.ndarray:
+        """Every image as uint8 [N, C, R, R]."""
+        return np.stack([self.raw_image(i) for i in range(len(self))])
+
     def onehot(self, index: int) -> torch.Tensor:
         if self.labels is None:
             return torch.zeros(0)
@@ -91,6 +95,9 @@ class InMemoryDataset(ImageDataset):
 
     def raw_image(self, index: int) -> np.ndarray:
         return self.images[index]
+
+    def all_images(self) -> np.ndarray:
+        return self.images
 
 
 class ImageFolderDataset(ImageDataset):

@@ -1,0 +1,50 @@
+"""Sample grids and nearest-training-neighbour grids (matplotlib), used by the notebooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def tile(images: np.ndarray, nrow: int) -> np.ndarray:
+    """uint8 images [N, C, H, W] -> one uint8 picture [rows*H, nrow*W, C] (missing cells black)."""
+    n, c, h, w = images.shape
+    rows = -(-n // nrow)
+    canvas = np.zeros((rows * h, nrow * w, c), dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, nrow)
+        canvas[r * h:(r + 1) * h, k * w:(k + 1) * w] = img.transpose(1, 2, 0)
+    return canvas
+
+
+def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title: str | None = None,
+              scale: float = 0.35) -> Path:
+    """Draw uint8 images [N, C, H, W] as a grid and save it as PNG; returns the path."""
+    import matplotlib.pyplot as plt
+
+    picture = tile(images, nrow)
+    fig, ax = plt.subplots(figsize=(max(2.0, picture.shape[1] * scale / 8 * 1.0), max(2.0, picture.shape[0] * scale / 8)))
+    ax.imshow(picture[:, :, 0] if picture.shape[2] == 1 else picture, cmap="gray" if picture.shape[2] == 1 else None,
+              vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def nearest_neighbour_grid(generated: np.ndarray, generated_features: np.ndarray, train: np.ndarray,
+                           train_features: np.ndarray, path: str | os.PathLike, count: int = 8,
+                           title: str | None = None) -> Path:
+    """Pairs of rows: generated samples (top) and their nearest training images in feature space (bottom),
+    so that copying would show as identical pairs."""
+    from paperlib.metrics import nearest_distances
+
+    _, index = nearest_distances(generated_features[:count], train_features)
+    rows = np.concatenate([generated[:count], train[index]])
+    return save_grid(rows, path, nrow=count, title=title or "generated (top) and nearest training image (bottom)")

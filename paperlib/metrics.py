@@ -1,0 +1,331 @@
+"""Sample-quality metrics with clean-fid as the engine: FID, KID, precision/recall, the memorisation ratio.
+
+A feature extractor is any callable mapping images [B, C, H, W] as floats in [0, 255] to features [B, D] (clean-fid's
+convention). Two are provided:
+- mini scale: :class:`DigitsFeatureNet`, a small CNN classifier of the digits training split that paperlib trains
+  and ships (``paperlib/assets/digits_featnet.safetensors``; ``python -m paperlib featnet`` regenerates it);
+- paper scale: the TF-ported Inception-v3 ``inception-2015-12-05.pt`` that clean-fid's ``legacy_tensorflow`` mode
+  uses (resize inside the network, 2048-d pool features), from a path the user gives.
+Statistics are float64 means and unbiased covariances; FID is clean-fid's ``frechet_distance``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DIGITS_FEATNET = ASSETS / "digits_featnet.safetensors"
+INCEPTION_FILENAME = "inception-2015-12-05.pt"
+
+
+class MetricError(ValueError):
+    """Bad input to a metric (feature sizes, sample counts, missing weights); the message says what was expected."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Feature extractors.
+
+class DigitsFeatureNet(nn.Module):
+    """Small CNN for 8x8 digits: [B, 1, 8, 8] in [-1, 1] -> logits [B, 10]; ``features`` gives the 64-d
+    penultimate (pre-activation) layer used for FID. Larger inputs are area-downsampled to 8x8 first."""
+
+    feature_dim = 64
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc1 = nn.Linear(128 * 2 * 2, self.feature_dim)
+        self.fc2 = nn.Linear(self.feature_dim, 10)
+        self.dropout = nn.Dropout(0.3)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 8:
+            x = F.interpolate(x, size=(8, 8), mode="area")
+        return self.fc1(self.conv(x).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(F.relu(self.features(x))))
+
+
+def train_digits_featnet(epochs: int = 40, seed: int = 0, out: str | os.PathLike = DIGITS_FEATNET) -> dict:
+    """Train the digits feature net on the digits training split; returns held-out (test split) accuracy."""
+    from safetensors.torch import save_file
+
+    from paperlib.data import digits_dataset
+
+    torch.manual_seed(seed)
+    train_set, test_set = digits_dataset("train"), digits_dataset("test")
+    x = torch.tensor(train_set.images, dtype=torch.float32) / 127.5 - 1
+    y = torch.as_tensor(train_set.labels)
+    net = DigitsFeatureNet()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in tqdm(range(epochs), desc="digits feature net", unit="epoch"):
+        net.train()
+        for idx in torch.randperm(len(x), generator=g).split(64):
+            batch = x[idx]
+            shift = torch.randint(-1, 2, (2,), generator=g).tolist()  # +-1 pixel translations
+            batch = torch.roll(batch, shifts=shift, dims=(2, 3))
+            loss = F.cross_entropy(net(batch), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    with torch.no_grad():
+        xt = torch.tensor(test_set.images, dtype=torch.float32) / 127.5 - 1
+        accuracy = (net(xt).argmax(1) == torch.as_tensor(test_set.labels)).float().mean().item()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out),
+              metadata={"test_accuracy": f"{accuracy:.4f}", "epochs": str(epochs), "seed": str(seed)})
+    return dict(test_accuracy=accuracy, path=str(out))
+
+
+class DigitsExtractor:
+    """clean-fid-style extractor around the shipped :class:`DigitsFeatureNet`: [B, C, H, W] in [0, 255] -> [B, 64]."""
+
+    def __init__(self, path: str | os.PathLike = DIGITS_FEATNET, device: torch.device | str = "cpu"):
+        from safetensors.torch import load_file
+
+        if not Path(path).is_file():
+            raise MetricError(f"{path}: digits feature net not found; regenerate it with `python -m paperlib featnet`")
+        self.net = DigitsFeatureNet()
+        self.net.load_state_dict(load_file(str(path)))
+        self.net.eval().to(device)
+        self.device = device
+        self.name = "digits-featnet"
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, torch.float32)
+        if x.shape[1] == 3:
+            x = x.mean(dim=1, keepdim=True)  # clean-fid hands over RGB; digits are grey
+        return self.net.features(x / 127.5 - 1)
+
+
+class InceptionExtractor:
+    """The paper's metric network through clean-fid: TF-ported Inception-v3 in ``legacy_tensorflow`` mode
+    (uint8-valued images at native resolution, resized inside the network), 2048-d pool features."""
+
+    def __init__(self, path: str | os.PathLike, device: torch.device | str = "cpu"):
+        from cleanfid.inception_torchscript import InceptionV3W
+
+        path = Path(path)
+        folder = path if path.is_dir() else path.parent
+        if path.is_file() and path.name != INCEPTION_FILENAME:
+            raise MetricError(f"{path}: clean-fid loads the Inception weights by the name {INCEPTION_FILENAME}; rename the file")
+        if not (folder / INCEPTION_FILENAME).is_file():
+            raise MetricError(f"{folder / INCEPTION_FILENAME}: Inception weights not found. Download "
+                              f"{INCEPTION_FILENAME} (StyleGAN2-ADA's metric network) on a machine with internet access "
+                              f"and pass its path; clean-fid itself looks for it in /tmp")
+        self.model = InceptionV3W(str(folder), download=False, resize_inside=True).to(device).eval()
+        self.device = device
+        self.name = "inception-legacy_tensorflow"
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, torch.float32)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.model(x)
+
+
+def build_extractor(kind: str, path: str | None = None, device: torch.device | str = "cpu") -> Callable:
+    """'digits' (shipped feature net, or ``path``) or 'inception' (``path`` to inception-2015-12-05.pt)."""
+    if kind == "digits":
+        return DigitsExtractor(path or DIGITS_FEATNET, device)
+    if kind == "inception":
+        if not path:
+            raise MetricError(f"the Inception extractor needs the path of {INCEPTION_FILENAME}")
+        return InceptionExtractor(path, device)
+    raise MetricError(f"unknown feature extractor {kind!r}; expected 'digits' or 'inception'")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Statistics and distances.
+
+@torch.no_grad()
+def extract_features(extractor: Callable, images: np.ndarray | torch.Tensor, batch: int = 500) -> np.ndarray:
+    """uint8 images [N, C, H, W] (or [N, H, W, C] numpy with C in 1, 3) -> float64 features [N, D]."""
+    images = torch.as_tensor(np.asarray(images))
+    if images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.permute(0, 3, 1, 2)
+    out = [extractor(images[i:i + batch].to(torch.float32)).double().cpu() for i in range(0, len(images), batch)]
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class Stats:
+    """Gaussian statistics of features: ``mu`` [D], ``sigma`` [D, D] (float64), from ``count`` samples."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    count: int = 0
+
+    def save(self, path: str | os.PathLike) -> None:
+        np.savez(path, mu=self.mu, sigma=self.sigma, count=self.count)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Stats":
+        if not Path(path).is_file():
+            raise MetricError(f"{path}: reference statistics not found (expected an .npz with mu and sigma)")
+        with np.load(path) as data:
+            if "mu" not in data or "sigma" not in data:
+                raise MetricError(f"{path}: an .npz with arrays mu and sigma was expected, found {sorted(data.files)}")
+            return cls(data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data.get("count", 0)))
+
+
+def feature_stats(features: np.ndarray) -> Stats:
+    """Mean and unbiased covariance of features [N, D]; needs N > D for a usable covariance."""
+    n, d = features.shape
+    if n <= d:
+        raise MetricError(f"{n} samples cannot give a full-rank covariance of {d}-d features; use more than {d} samples")
+    return Stats(features.mean(axis=0), np.cov(features, rowvar=False), n)
+
+
+def fid_from_stats(a: Stats, b: Stats) -> float:
+    """Fréchet distance ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) via clean-fid."""
+    from cleanfid.fid import frechet_distance
+
+    if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
+        raise MetricError(f"feature sizes differ: {a.mu.shape[0]}-d statistics against {b.mu.shape[0]}-d reference "
+                          f"statistics (were they computed with another feature extractor?)")
+    return float(frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
+
+
+def kid(features_a: np.ndarray, features_b: np.ndarray, num_subsets: int = 100, max_subset_size: int = 1000) -> float:
+    """Kernel Inception Distance (cubic polynomial kernel, unbiased MMD^2 over subsets) via clean-fid."""
+    from cleanfid.fid import kernel_distance
+
+    if features_a.shape[1] != features_b.shape[1]:
+        raise MetricError(f"feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}")
+    np.random.seed(0)  # clean-fid draws its subsets from numpy's global generator
+    return float(kernel_distance(features_a, features_b, num_subsets=num_subsets, max_subset_size=max_subset_size))
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    return torch.cdist(a, b).numpy()
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """k-NN manifold precision and recall (Kynkäänniemi et al. 2019): the fraction of fake samples inside the real
+    manifold (union of balls reaching each real sample's k-th neighbour), and of real samples inside the fake one."""
+    def radii(x: np.ndarray) -> np.ndarray:
+        d = _pairwise(x, x)
+        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+    real_r, fake_r = radii(real), radii(fake)
+    precision = float((_pairwise(fake, real) <= real_r[None, :]).any(axis=1).mean())
+    recall = float((_pairwise(real, fake) <= fake_r[None, :]).any(axis=1).mean())
+    return precision, recall
+
+
+def nearest_distances(queries: np.ndarray, bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from each query to its nearest bank entry, and that entry's index: ([N], [N])."""
+    d = _pairwise(queries, bank)
+    return d.min(axis=1), d.argmin(axis=1)
+
+
+def memorisation_ratio(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray) -> float:
+    """Mean distance from generated samples to their nearest training sample, divided by the same for held-out
+    real samples. About 1 for a model that generalises like fresh data; well below 1 means copying."""
+    return float(nearest_distances(generated, train)[0].mean() / nearest_distances(held_out, train)[0].mean())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Generating and evaluating.
+
+def generate_uint8(net, seeds: Sequence[int], num_steps: int | None = None, batch: int = 250,
+                   device: torch.device | str = "cpu", progress: bool = True, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one image per seed (see :func:`paperlib.diffusion.generate`): uint8 [N, C, H, W] and labels [N]."""
+    from paperlib.diffusion import generate
+
+    images, labels = [], []
+    seeds = list(seeds)
+    for start in tqdm(range(0, len(seeds), batch), desc="generate", unit="batch", disable=not progress):
+        out = generate(net, seeds[start:start + batch], num_steps=num_steps, device=device, **kwargs)
+        images.append((out.images * 127.5 + 128).clip(0, 255).to(torch.uint8).cpu().numpy())
+        labels.append(out.labels.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+@dataclass
+class Reference:
+    """Real-data features for one evaluation: the training split (and optionally a held-out split)."""
+
+    train: np.ndarray
+    held_out: np.ndarray | None = None
+
+    @property
+    def train_stats(self) -> Stats:
+        return feature_stats(self.train)
+
+    @property
+    def held_out_stats(self) -> Stats | None:
+        return feature_stats(self.held_out) if self.held_out is not None else None
+
+
+def digits_reference(extractor: Callable, resolution: int = 8) -> Reference:
+    """Features of the digits training split and of the held-out test split."""
+    from paperlib.data import digits_dataset
+
+    return Reference(extract_features(extractor, digits_dataset("train", resolution).images),
+                     extract_features(extractor, digits_dataset("test", resolution).images))
+
+
+def dataset_reference(spec: str, extractor: Callable) -> Reference:
+    """Reference features of a dataset: 'digits-R[:train]' gives the training split plus the held-out test split;
+    any other spec (EDM folder/zip) gives all its images."""
+    from paperlib.data import open_dataset
+
+    name, _, split = str(spec).partition(":")
+    if name.startswith("digits") and split in ("", "train"):
+        return digits_reference(extractor, int(name.split("-")[1]) if "-" in name else 8)
+    return Reference(extract_features(extractor, open_dataset(spec).all_images()))
+
+
+def evaluate_features(features: np.ndarray, ref: Reference, k: int = 3) -> dict:
+    """Every metric of generated features against a reference: FID (vs training and held-out statistics), KID,
+    precision, recall and the memorisation ratio (when a held-out split is given)."""
+    stats = feature_stats(features)
+    out = dict(fid=fid_from_stats(stats, ref.train_stats), kid=kid(features, ref.train), num=len(features))
+    out["precision"], out["recall"] = precision_recall(ref.train, features, k)
+    if ref.held_out is not None:
+        out["fid_test"] = fid_from_stats(stats, ref.held_out_stats)
+        out["memorisation"] = memorisation_ratio(features, ref.train, ref.held_out)
+    return out
+
+
+def real_data_floor(ref: Reference, seed: int = 0) -> dict:
+    """How low the metrics honestly go: the held-out split against the training statistics, and a same-size
+    resample (with replacement) of the training split against them."""
+    if ref.held_out is None:
+        raise MetricError("the real-data floor needs a held-out split")
+    rng = np.random.default_rng(seed)
+    resample = ref.train[rng.integers(0, len(ref.train), size=len(ref.held_out))]
+    held = evaluate_features(ref.held_out, Reference(ref.train, None))
+    held["memorisation"] = 1.0
+    same = evaluate_features(resample, ref)
+    return dict(held_out=held, train_resample=same)
+
+
+def evaluate_network(net, extractor: Callable, ref: Reference, num: int = 1000, num_steps: int | None = None,
+                     seed_offset: int = 0, device: torch.device | str = "cpu", progress: bool = True) -> dict:
+    """Generate ``num`` samples (seeds seed_offset ...) and evaluate them; adds ``nfe``."""
+    from paperlib.diffusion import GDDPrecond, nfe_of
+
+    images, _ = generate_uint8(net, range(seed_offset, seed_offset + num), num_steps=num_steps, device=device,
+                               progress=progress)
+    out = evaluate_features(extract_features(extractor, images), ref)
+    out["nfe"] = 1 if isinstance(net, GDDPrecond) else nfe_of(18 if num_steps is None else num_steps)
+    return out
