@@ -130,6 +130,29 @@ def cmd_fid(args: argparse.Namespace) -> None:
         atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode())
 
 
+def cmd_sweep(args: argparse.Namespace, extra: list[str]) -> None:
+    from paperlib.experiments import lr_sweep
+    from paperlib.metrics import build_extractor, dataset_reference
+
+    extractor = build_extractor("digits")
+    ref = dataset_reference("digits-8:train", extractor)
+    lrs = [float(v) for v in args.lrs.split(",")]
+    results = lr_sweep(args.preset, lrs, args.root, extractor, ref, eval_num=args.eval_num, **parse_overrides(extra))
+    for r in results:
+        print(f"lr {r['overrides']['lr']:g}: FID {r['fid']:.2f} (test {r['fid_test']:.2f}), precision {r['precision']:.3f}, "
+              f"recall {r['recall']:.3f}, memorisation {r['memorisation']:.3f}, {r['train_seconds']:.0f} s")
+    if args.out:
+        atomic_write_bytes(Path(args.out), json.dumps(results, indent=2).encode())
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from paperlib.tables import build_table, to_markdown
+
+    table = build_table(args.dataset, args.scale, runs=args.runs, results=args.results, figures=args.figures,
+                        eval_num=args.eval_num)
+    print(to_markdown(table))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -168,6 +191,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     p.set_defaults(func=cmd_fid)
+
+    p = sub.add_parser("sweep", help="mini scale: train a preset at several learning rates and evaluate each (digits FID)")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--lrs", required=True, help="comma-separated generator learning rates")
+    p.add_argument("--root", default="runs/mini/sweep")
+    p.add_argument("--eval-num", type=int, default=1000)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_sweep, takes_extra=True)
+
+    p = sub.add_parser("table", help="train/evaluate every row of a dataset's FID table (smoke or mini scale)")
+    p.add_argument("--dataset", default="digits", choices=["digits", "digits-cond"])
+    p.add_argument("--scale", default="mini", choices=["smoke", "mini"])
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--results", default="results")
+    p.add_argument("--figures", default="figures")
+    p.add_argument("--eval-num", type=int, default=None)
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("featnet", help="train the digits feature network used for mini-scale FID")
     p.add_argument("--epochs", type=int, default=40)

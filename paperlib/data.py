@@ -281,11 +281,11 @@ def digits_dataset(split: str = "train", resolution: int = 8, conditional: bool 
                            name=f"digits-{resolution}x{resolution}-{split}", label_dim=10 if conditional else None)
 
 
-def open_dataset(spec: str | os.PathLike, **kwargs) -> ImageDataset:
-    """A dataset by name or path: 'digits[-8|-16][:train|test|all]' or an EDM folder/zip."""
+def open_dataset(spec: str | os.PathLike, labels: bool = True) -> ImageDataset:
+    """A dataset by name or path: 'digits[-8|-16][:train|test|all]' or an EDM folder/zip; ``labels=False`` drops them."""
     text = str(spec)
     if text.startswith("digits"):
         name, _, split = text.partition(":")
         resolution = int(name.split("-")[1]) if "-" in name else 8
-        return digits_dataset(split or "train", resolution, **kwargs)
-    return ImageFolderDataset(spec, **kwargs)
+        return digits_dataset(split or "train", resolution, conditional=labels)
+    return ImageFolderDataset(spec, use_labels=labels)

@@ -194,9 +194,13 @@ class FeatureNetwork(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 # Trainable heads.
 
+def _maybe_sn(layer: nn.Module, spectral: bool) -> nn.Module:
+    return spectral_norm(layer) if spectral else layer
+
+
 class DownBlock(nn.Sequential):
-    def __init__(self, cin: int, cout: int, norm: bool = True):
-        layers = [spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1))]
+    def __init__(self, cin: int, cout: int, norm: bool = True, spectral: bool = True):
+        layers = [_maybe_sn(nn.Conv2d(cin, cout, 4, stride=2, padding=1), spectral)]
         if norm:
             layers.append(nn.BatchNorm2d(cout))
         layers.append(nn.LeakyReLU(0.2))
@@ -280,21 +284,23 @@ class ProjectedDiscriminator(nn.Module):
 
 
 class SmallDiscriminator(nn.Module):
-    """From-scratch discriminator for the mini scale (no pretrained part): a spectral-norm conv trunk on the image
-    itself with patch heads at two scales; conditional through the same class projection as the paper's heads.
+    """From-scratch discriminator for the mini scale (no pretrained part): a conv trunk on the image itself with
+    patch heads at two scales; conditional through the same class projection as the paper's heads.
 
-    No BatchNorm, so that multi-process training equals single-process training exactly.
+    No BatchNorm, so that multi-process training equals single-process training exactly. Without BatchNorm a
+    spectrally normalised trunk is too weak to separate real from generated digits (its logits stay near 0), so
+    spectral norm is off by default and R1 regularises D, as in StyleGAN2.
     """
 
     def __init__(self, img_resolution: int, img_channels: int, label_dim: int = 0, channels: int = 64,
-                 cmap_dim: int = 64):
+                 cmap_dim: int = 64, spectral: bool = False):
         super().__init__()
-        self.stem = nn.Sequential(spectral_norm(nn.Conv2d(img_channels, channels, 3, padding=1)), nn.LeakyReLU(0.2))
-        self.down1 = DownBlock(channels, channels * 2, norm=False)        # R/2
-        self.down2 = DownBlock(channels * 2, channels * 4, norm=False)    # R/4
+        self.stem = nn.Sequential(_maybe_sn(nn.Conv2d(img_channels, channels, 3, padding=1), spectral), nn.LeakyReLU(0.2))
+        self.down1 = DownBlock(channels, channels * 2, norm=False, spectral=spectral)        # R/2
+        self.down2 = DownBlock(channels * 2, channels * 4, norm=False, spectral=spectral)    # R/4
         out = cmap_dim if label_dim else 1
-        self.head1 = spectral_norm(nn.Conv2d(channels * 2, out, 3, padding=1, bias=False))
-        self.head2 = spectral_norm(nn.Conv2d(channels * 4, out, 3, padding=1, bias=False))
+        self.head1 = _maybe_sn(nn.Conv2d(channels * 2, out, 3, padding=1, bias=False), spectral)
+        self.head2 = _maybe_sn(nn.Conv2d(channels * 4, out, 3, padding=1, bias=False), spectral)
         self.cond1 = ClassProjection(label_dim, 64, cmap_dim) if label_dim else None
         self.cond2 = ClassProjection(label_dim, 64, cmap_dim) if label_dim else None
 

@@ -308,11 +308,11 @@ def evaluate_features(features: np.ndarray, ref: Reference, k: int = 3) -> dict:
 
 def real_data_floor(ref: Reference, seed: int = 0) -> dict:
     """How low the metrics honestly go: the held-out split against the training statistics, and a same-size
-    resample (with replacement) of the training split against them."""
+    subsample (without replacement) of the training split against them (its memorisation ratio is 0: it is copies)."""
     if ref.held_out is None:
         raise MetricError("the real-data floor needs a held-out split")
     rng = np.random.default_rng(seed)
-    resample = ref.train[rng.integers(0, len(ref.train), size=len(ref.held_out))]
+    resample = ref.train[rng.choice(len(ref.train), size=len(ref.held_out), replace=False)]
     held = evaluate_features(ref.held_out, Reference(ref.train, None))
     held["memorisation"] = 1.0
     same = evaluate_features(resample, ref)
@@ -322,7 +322,8 @@ def real_data_floor(ref: Reference, seed: int = 0) -> dict:
 def evaluate_network(net, extractor: Callable, ref: Reference, num: int = 1000, num_steps: int | None = None,
                      seed_offset: int = 0, device: torch.device | str = "cpu", progress: bool = True) -> dict:
     """Generate ``num`` samples (seeds seed_offset ...) and evaluate them; adds ``nfe``."""
-    from paperlib.diffusion import GDDPrecond, nfe_of
+    from paperlib.diffusion import nfe_of
+    from paperlib.precond import GDDPrecond
 
     images, _ = generate_uint8(net, range(seed_offset, seed_offset + num), num_steps=num_steps, device=device,
                                progress=progress)

@@ -52,7 +52,7 @@ def _mini_teacher(conditional: bool) -> dict:
 def _mini_student(objective: str, conditional: bool, freeze_level: int) -> dict:
     return dict(objective=objective, dataset="digits-8:train", conditional=conditional,
                 teacher=MINI_TEACHERS[conditional], freeze_level=freeze_level, discriminator="small",
-                batch=64, lr=1e-4, d_lr=1e-4, total_kimg=100, ema_kimg=10, r1_gamma=0.1, r1_interval=16,
+                batch=64, lr=1e-4, d_lr=1e-4, total_kimg=40, ema_kimg=10, r1_gamma=1e-3, r1_interval=16,
                 snapshot_kimg=20, log_kimg=2, num_workers=0)
 
 
@@ -62,9 +62,11 @@ for _name, _run in _PAPER_RUNS.items():
     PRESETS[f"{_name}-gddi"] = dict(_run, freeze_level=1)
 for _cond, _suffix in ((False, ""), (True, "-cond")):
     PRESETS[f"digits{_suffix}-teacher"] = _mini_teacher(_cond)
-    PRESETS[f"digits{_suffix}-gdd"] = _mini_student("gdd", _cond, 0)
-    PRESETS[f"digits{_suffix}-gddi"] = _mini_student("gdd", _cond, 1)
-    PRESETS[f"digits{_suffix}-instance"] = _mini_student("instance", _cond, 0)
+    # Generator learning rates chosen by the sweeps in results/mini/sweep-*.json (40 kimg each, best FID):
+    # GDD 1e-5..3e-3 -> 1e-3; GDD-I 3e-5..1e-2 -> 3e-3. The instance baseline's rate is not swept.
+    PRESETS[f"digits{_suffix}-gdd"] = dict(_mini_student("gdd", _cond, 0), lr=1e-3)
+    PRESETS[f"digits{_suffix}-gddi"] = dict(_mini_student("gdd", _cond, 1), lr=3e-3)
+    PRESETS[f"digits{_suffix}-instance"] = dict(_mini_student("instance", _cond, 0), lr=3e-4)
 PRESETS["smoke-teacher"] = dict(_mini_teacher(False), arch=SMOKE_ARCH, batch=32, total_kimg=0.256, lr_rampup_kimg=0,
                                 snapshot_kimg=0.128, log_kimg=0.064)
 for _name, _objective, _level in (("smoke-gdd", "gdd", 0), ("smoke-gddi", "gdd", 1), ("smoke-instance", "instance", 0)):

@@ -140,17 +140,18 @@ class Optimizer:
         for p in self.params:
             p.grad = None
         loss.backward()
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        if self.dist.enabled and grads:
-            flat = torch.cat([g.flatten() for g in grads])
+        if not self.params:
+            return
+        # One flat buffer: a single all-reduce across ranks and a single finiteness check (one device sync).
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in self.params])
+        if self.dist.enabled:
             dist.all_reduce(flat)
             flat /= self.dist.world
-            grads = list(torch.split(flat, [g.numel() for g in grads]))
-        finite = all(torch.isfinite(g).all() for g in grads)
-        if not finite:
+        if not bool(torch.isfinite(flat).all()):
             self.sanitized_steps += 1  # as the reference: NaN -> 0, +-inf -> +-1e5
-        for p, g in zip(self.params, grads):
-            p.grad = torch.nan_to_num(g.view_as(p), nan=0, posinf=1e5, neginf=-1e5) if not finite else g.view_as(p)
+            flat = torch.nan_to_num(flat, nan=0.0, posinf=1e5, neginf=-1e5)
+        for p, g in zip(self.params, flat.split([p.numel() for p in self.params])):
+            p.grad = g.view_as(p)
         if lr is not None:
             for group in self.adam.param_groups:
                 group["lr"] = lr
@@ -204,14 +205,19 @@ class EDMObjective(Objective):
         return dict(loss=loss.item())
 
 
+def build_student(cfg: TrainConfig, device) -> tuple[torch.nn.Module, dict]:
+    """The one-step generator initialised from the teacher, frozen at ``cfg.freeze_level``: (net, freezing info)."""
+    net = generator_from_teacher(cfg.teacher).to(device).train().requires_grad_(True)
+    net.use_fp16 = cfg.bf16
+    return net, apply_freezing(net, cfg.freeze_level)
+
+
 class GDDObjective(Objective):
     """GAN fine-tuning of a one-step generator initialised from the teacher (GDD; GDD-I with freeze_level > 0)."""
 
     def __init__(self, cfg, dist_info, dataset, device):
         super().__init__(cfg, dist_info)
-        self.net = generator_from_teacher(cfg.teacher).to(device).train().requires_grad_(True)
-        self.net.use_fp16 = cfg.bf16
-        self.info["freezing"] = apply_freezing(self.net, cfg.freeze_level)
+        self.net, self.info["freezing"] = build_student(cfg, device)
         kwargs = dict(cfg.discriminator_kwargs)
         if cfg.discriminator == "projected":
             kwargs.setdefault("projection_seed", cfg.seed)  # the same frozen projections on every rank
@@ -261,9 +267,7 @@ class InstanceObjective(Objective):
 
     def __init__(self, cfg, dist_info, dataset, device):
         super().__init__(cfg, dist_info)
-        self.net = generator_from_teacher(cfg.teacher).to(device).train().requires_grad_(True)
-        self.net.use_fp16 = cfg.bf16
-        self.info["freezing"] = apply_freezing(self.net, cfg.freeze_level)
+        self.net, self.info["freezing"] = build_student(cfg, device)
         self.teacher = load_network(cfg.teacher).to(device).eval()
         self.optimizers["G"] = Optimizer(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
 
@@ -380,8 +384,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         atomic_write_bytes(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
 
     torch.manual_seed(cfg.seed)  # global stream: module init (e.g. teacher from scratch, D heads), dropout
-    dataset = open_dataset(cfg.dataset, conditional=cfg.conditional) if str(cfg.dataset).startswith("digits") \
-        else open_dataset(cfg.dataset, use_labels=cfg.conditional)
+    dataset = open_dataset(cfg.dataset, labels=cfg.conditional)
     if cfg.conditional and dataset.labels is None:
         raise ConfigError(f"{cfg.dataset}: a conditional run needs labels, and this dataset has none")
     objective = OBJECTIVE_CLASSES[cfg.objective](cfg, dinfo, dataset, device)

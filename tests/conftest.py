@@ -32,3 +32,14 @@ def tiny_net():
         torch.manual_seed(seed)
         return randomize(build_network(precond, **{**TINY_SONG, **overrides}), seed).eval()
     return make
+
+
+@pytest.fixture(scope="session")
+def smoke_teacher(tmp_path_factory):
+    """A smoke-scale EDM teacher trained for real (a few seconds), shared by the tests that fine-tune one."""
+    from paperlib.presets import preset_config
+    from paperlib.train import train
+
+    run_dir = tmp_path_factory.mktemp("teacher") / "run"
+    train(preset_config("smoke-teacher", run_dir=str(run_dir)), progress=False)
+    return str(run_dir / "network.safetensors")

@@ -133,13 +133,6 @@ def run_cli(*args, env_extra=None, check=True, **kwargs):
                           check=check, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def smoke_teacher(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("teacher") / "run"
-    train(preset_config("smoke-teacher", run_dir=str(run_dir)), progress=False)
-    return str(run_dir / "network.safetensors")
-
-
 @pytest.mark.parametrize("preset", ["smoke-gdd", "smoke-gddi", "smoke-instance"])
 def test_smoke_runs_write_loadable_checkpoints(tmp_path, smoke_teacher, preset):
     summary = train(preset_config(preset, run_dir=str(tmp_path / "run"), teacher=smoke_teacher), progress=False)
@@ -240,3 +233,15 @@ def test_every_preset_resolves():
         cfg = preset_config(name, **overrides)
         assert isinstance(cfg, TrainConfig) and cfg.run_dir == f"runs/{name}"
     assert sum(1 for n in PRESETS if PRESETS[n].get("_teacher_name")) == 10
+
+
+def test_non_finite_gradients_are_sanitised_and_counted():
+    from paperlib.train import DistInfo, Optimizer
+
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = Optimizer([p], lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
+    opt.step((p * torch.tensor([float("nan"), float("inf"), 1.0])).sum())
+    assert opt.sanitized_steps == 1 and torch.isfinite(p).all()
+    assert p.grad.tolist() == [0.0, 1e5, 1.0]
+    opt.step(p.sum())
+    assert opt.sanitized_steps == 1

@@ -1,0 +1,44 @@
+"""Experiment drivers: train-then-evaluate with an FID callback, learning-rate sweeps, the teacher's NFE curve."""
+
+import json
+
+import pytest
+
+from paperlib.__main__ import main
+from paperlib.experiments import lr_sweep, teacher_nfe_curve, train_and_evaluate
+from paperlib.metrics import DigitsExtractor, digits_reference
+
+
+@pytest.fixture(scope="module")
+def ref():
+    ext = DigitsExtractor()
+    return ext, digits_reference(ext)
+
+
+def test_train_and_evaluate_records_fid_during_training(tmp_path, smoke_teacher, ref):
+    ext, reference = ref
+    result = train_and_evaluate("smoke-gddi", str(tmp_path / "run"), ext, reference, eval_num=100, fid_every_kimg=0.16,
+                                teacher=smoke_teacher)
+    assert result["nfe"] == 1 and result["kimg"] >= 0.32 and 0.5 < result["frozen_fraction"] < 0.9
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert sum("eval_fid" in l for l in lines) == 2
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["fid"] == result["fid"]
+    again = train_and_evaluate("smoke-gddi", str(tmp_path / "run"), ext, reference, eval_num=100, teacher=smoke_teacher)
+    assert again["fid"] == pytest.approx(result["fid"])  # a finished run is resumed, not retrained
+
+
+def test_lr_sweep_and_teacher_curve(tmp_path, smoke_teacher, ref):
+    ext, reference = ref
+    results = lr_sweep("smoke-gdd", [1e-4, 1e-3], str(tmp_path), ext, reference, eval_num=100, teacher=smoke_teacher,
+                       total_kimg=0.16)
+    assert [r["fid"] for r in results] == sorted(r["fid"] for r in results)
+    assert {r["overrides"]["lr"] for r in results} == {1e-4, 1e-3}
+    curve = teacher_nfe_curve(smoke_teacher, ext, reference, steps=(1, 2), eval_num=100)
+    assert [c["nfe"] for c in curve] == [1, 3]
+
+
+def test_sweep_command(tmp_path, smoke_teacher, capsys):
+    assert main(["sweep", "--preset", "smoke-gdd", "--lrs", "1e-4", "--root", str(tmp_path), "--eval-num", "100",
+                 "--out", str(tmp_path / "s.json"), "--teacher", smoke_teacher, "--total_kimg", "0.16"]) == 0
+    assert "lr 0.0001: FID" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "s.json").read_text())) == 1
