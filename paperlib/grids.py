@@ -20,12 +20,13 @@ def tile(images: np.ndarray, nrow: int) -> np.ndarray:
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title: str | None = None,
-              scale: float = 0.35) -> Path:
+              pixels_per_inch: float = 16) -> Path:
     """Draw uint8 images [N, C, H, W] as a grid and save it as PNG; returns the path."""
     import matplotlib.pyplot as plt
 
     picture = tile(images, nrow)
-    fig, ax = plt.subplots(figsize=(max(2.0, picture.shape[1] * scale / 8 * 1.0), max(2.0, picture.shape[0] * scale / 8)))
+    height, width = picture.shape[0] / pixels_per_inch, picture.shape[1] / pixels_per_inch
+    fig, ax = plt.subplots(figsize=(max(2.0, width), max(1.0, height) + (0.3 if title else 0)))
     ax.imshow(picture[:, :, 0] if picture.shape[2] == 1 else picture, cmap="gray" if picture.shape[2] == 1 else None,
               vmin=0, vmax=255, interpolation="nearest")
     ax.set_axis_off()

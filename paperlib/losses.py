@@ -56,15 +56,13 @@ def r1_loss(discriminator, real: torch.Tensor, labels: torch.Tensor | None, gamm
 
 
 def instance_loss(student: torch.Tensor, target: torch.Tensor, kind: str = "l2", huber_c: float = 0.03) -> torch.Tensor:
-    """Instance-level distillation: the student's one-step image regresses onto the teacher's ODE solution.
-
-    l2: mean squared error per sample; pseudo_huber: sqrt(||d||^2 + c^2) - c per sample with d scaled by the
-    image size as in consistency training (c = 0.00054 sqrt(d) in iCT; ``huber_c`` is per pixel here). Scalar.
-    """
+    """Instance-level distillation: the student's one-step image regresses onto the teacher's ODE solution from
+    the same noise. Per sample: l2 = mean squared error over pixels; pseudo_huber = sqrt(mse + c^2) - c, with c
+    (``huber_c``) in per-pixel RMS units. Mean over samples. Scalar."""
     diff = (student - target.detach()).flatten(1)
+    mse = diff.square().mean(dim=1)
     if kind == "l2":
-        return diff.square().mean(dim=1).mean()
+        return mse.mean()
     if kind == "pseudo_huber":
-        c = huber_c
-        return ((diff.square().mean(dim=1) + c ** 2).sqrt() - c).mean()
+        return ((mse + huber_c ** 2).sqrt() - huber_c).mean()
     raise ValueError(f"unknown instance loss {kind!r}; expected 'l2' or 'pseudo_huber'")

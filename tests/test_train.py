@@ -19,7 +19,7 @@ from paperlib.freezing import apply_freezing, frozen_parameter_names
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_penalty
 from paperlib.presets import PRESETS, preset_config
 from paperlib.train import ConfigError, TrainConfig, ema_beta, train
-from test_nets import CONFIGS, build_meta, read_keys
+from test_nets import CONFIGS, build_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 
