@@ -1,20 +1,50 @@
 #!/usr/bin/env bash
-# Reproduce the results at one scale: ./run_all.sh [smoke|mini]
-# Idempotent set-up first (a cached virtual environment keyed on pyproject.toml); then, for each dataset, every row of
-# its FID table is trained (or resumed, if its run already finished) and evaluated: results/<dataset>/<scale>/table.json,
-# figures/table_<dataset>_<scale>.md and sample grids in figures/. Paper scale runs on GPUs with the commands in README.md.
+# Reproduce the results at one scale: ./run_all.sh [smoke|mini|paper] [name=value ...]
+#
+# Idempotent set-up first (a cached virtual environment keyed on pyproject.toml); then every notebook runs through
+# papermill (kernel python3) with the chosen scale: the FID table of each dataset (training or resuming every row),
+# the training curves, the layer-activation analysis and the final tables, which also refresh README.md at mini
+# scale. Executed notebooks are kept under results/notebooks/; at mini scale figures go to figures/ and numbers to
+# results/ (both committed); smoke writes them under runs/smoke/ instead.
+# Extra name=value arguments become notebook parameters (papermill -p), e.g. at paper scale:
+#   ./run_all.sh paper dataset=cifar10 teacher=edm-cifar10-32x32-uncond-ve.pkl data=cifar10-32x32.zip \
+#       feature_weights=inception-2015-12-05.pt ref=fid-refs/cifar10-32x32.npz gpus=8
 set -euo pipefail
 cd "$(dirname "$0")"
 scale="${1:-mini}"
+shift || true
 case "$scale" in
-  smoke|mini) ;;
-  paper) echo "paper scale needs GPUs, EDM checkpoints and datasets: see README.md (torchrun commands)" >&2; exit 2 ;;
-  *) echo "usage: ./run_all.sh [smoke|mini]" >&2; exit 2 ;;
+  smoke|mini|paper) ;;
+  *) echo "usage: ./run_all.sh [smoke|mini|paper] [name=value ...]" >&2; exit 2 ;;
 esac
+params=()
+for arg in "$@"; do
+  [[ "$arg" == *=* ]] || { echo "run_all.sh: parameters are given as name=value, not '$arg'" >&2; exit 2; }
+  params+=(-p "${arg%%=*}" "${arg#*=}")
+done
 venv="$(bash scripts/setup_env.sh)"
 export MPLBACKEND=Agg PATH="$venv/bin:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p results/notebooks
+notebook() {  # notebook NAME OUTPUT-TAG [papermill options...]
+  local name="$1" tag="$2"
+  shift 2
+  echo "== $name ($tag)"
+  papermill "notebooks/$name.ipynb" "results/notebooks/$name-$tag.ipynb" -k python3 --cwd "$PWD" \
+    --no-progress-bar "$@"
+}
 start=$(date +%s)
-for dataset in digits digits-cond; do
-  python -m paperlib table --dataset "$dataset" --scale "$scale"
-done
+if [[ "$scale" == paper ]]; then
+  notebook fid_table "paper" -p scale paper "${params[@]}"
+  notebook tables "paper" -y "{scales: [paper]}" -p readme ""
+else
+  out=()  # smoke results stay out of the committed results/ and figures/
+  [[ "$scale" == smoke ]] && out=(-p results_dir runs/smoke/results -p figures_dir runs/smoke/figures)
+  for dataset in digits digits-cond; do
+    notebook fid_table "$dataset-$scale" -p scale "$scale" -p dataset "$dataset" "${out[@]}" "${params[@]}"
+  done
+  notebook training_curves "$scale" -p scale "$scale" "${out[@]}"
+  notebook layer_activation "$scale" -p scale "$scale" "${out[@]}"
+  # Only the mini tables go into the README.
+  notebook tables "$scale" -y "{scales: [$scale]}" -p readme "$([[ "$scale" == mini ]] && echo README.md)" "${out[@]}"
+fi
 echo "run_all.sh $scale finished in $(( $(date +%s) - start )) s"

@@ -146,11 +146,13 @@ def cmd_sweep(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    from paperlib.tables import build_table, to_markdown
+    from paperlib.tables import TableRequest, build_table, to_markdown
 
-    table = build_table(args.dataset, args.scale, runs=args.runs, results=args.results, figures=args.figures,
-                        eval_num=args.eval_num)
-    print(to_markdown(table))
+    request = TableRequest(dataset=args.dataset, scale=args.scale, teacher=args.teacher or "", data=args.data or "",
+                           feature_weights=args.feature_weights or "", ref=args.ref or "", kimg=args.kimg,
+                           device=args.device, gpus=args.gpus, fid_num=args.eval_num or 0, runs=args.runs,
+                           results=args.results, figures=args.figures)
+    print(to_markdown(build_table(request)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,9 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_sweep, takes_extra=True)
 
-    p = sub.add_parser("table", help="train/evaluate every row of a dataset's FID table (smoke or mini scale)")
-    p.add_argument("--dataset", default="digits", choices=["digits", "digits-cond"])
-    p.add_argument("--scale", default="mini", choices=["smoke", "mini"])
+    p = sub.add_parser("table", help="train/evaluate every row of a dataset's FID table (smoke, mini or paper scale)")
+    p.add_argument("--dataset", default="digits", help="digits | digits-cond (smoke, mini); cifar10 | cifar10-cond | "
+                   "afhqv2-64 | ffhq-64 | imagenet-64 (paper)")
+    p.add_argument("--scale", default="mini", choices=["smoke", "mini", "paper"])
+    p.add_argument("--teacher", default=None, help="teacher checkpoint (paper scale: the EDM .pkl)")
+    p.add_argument("--data", default=None, help="paper scale: the dataset in EDM's zip/folder format")
+    p.add_argument("--feature-weights", default=None, help="paper scale: inception-2015-12-05.pt")
+    p.add_argument("--ref", default=None, help="paper scale: EDM's fid-refs/<dataset>.npz")
+    p.add_argument("--kimg", type=float, default=0.0, help="students' image budget in kimg (0: the preset's)")
+    p.add_argument("--gpus", type=int, default=1, help="paper scale: processes per run (torchrun when > 1)")
+    p.add_argument("--device", default="auto")
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
     p.add_argument("--figures", default="figures")

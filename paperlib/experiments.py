@@ -4,21 +4,35 @@ and the teacher's FID across sampler steps. Each returns plain dicts and writes 
 
 from __future__ import annotations
 
+import io
 import json
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from paperlib.checkpoints import atomic_write_bytes, load_network
-from paperlib.metrics import Reference, evaluate_network
+from paperlib.metrics import Reference, evaluate_network, generate_uint8
 from paperlib.presets import preset_config
 from paperlib.train import train
 
 
-def fid_callback(extractor: Callable, ref: Reference, num: int = 500) -> Callable:
-    """A training callback that records FID (and precision/recall) of the EMA generator against training images."""
+PROGRESS_SEEDS = range(32)  # the same seeds as the final sample grids, so grids over training compare
+
+
+def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress_dir: str | Path | None = None) -> Callable:
+    """A training callback that records FID (and precision/recall) of the EMA generator against training images.
+
+    The FID samples use seeds from 10,000,000 on, apart from the final evaluation's. With ``progress_dir``, the
+    images of :data:`PROGRESS_SEEDS` are also saved there as ``kimg-<kimg * 1000>.npz`` (uint8 [32, C, H, W]).
+    """
     def callback(kimg: float, ema) -> dict:
         result = evaluate_network(ema, extractor, ref, num=num, seed_offset=10_000_000, progress=False)
+        if progress_dir is not None:
+            images, _ = generate_uint8(ema, PROGRESS_SEEDS, progress=False)
+            buf = io.BytesIO()
+            np.savez(buf, images=images, kimg=kimg)
+            atomic_write_bytes(Path(progress_dir) / f"kimg-{round(kimg * 1000):09d}.npz", buf.getvalue())
         return {f"eval_{k}": v for k, v in result.items() if k in ("fid", "fid_test", "precision", "recall", "memorisation")}
     return callback
 
@@ -27,16 +41,16 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
                        fid_every_kimg: float = 0.0, resume: bool = True, **overrides) -> dict:
     """Train ``preset`` (resuming a finished or interrupted run in ``run_dir``), then evaluate the final EMA network.
 
-    Returns the config overrides, training summary, wall time of this call's training and the metrics.
+    With ``fid_every_kimg``, FID during training goes into the run's ``metrics.jsonl`` and sample grids of fixed
+    seeds into ``run_dir/progress/`` (see :func:`fid_callback`). Returns the config overrides, training summary,
+    training wall time (summed over resumed parts, evaluations excluded) and the metrics.
     """
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
-    start = time.perf_counter()
-    callback = fid_callback(extractor, ref) if fid_every_kimg else None
+    callback = fid_callback(extractor, ref, progress_dir=Path(run_dir) / "progress") if fid_every_kimg else None
     summary = train(cfg, resume=resume, callback=callback, callback_kimg=fid_every_kimg, progress=False)
-    wall = time.perf_counter() - start
     net = load_network(Path(run_dir) / "network.safetensors")
     metrics = evaluate_network(net, extractor, ref, num=eval_num, progress=False)
-    result = dict(preset=preset, run_dir=run_dir, overrides=overrides, train_seconds=wall, kimg=summary["nimg"] / 1000,
+    result = dict(preset=preset, run_dir=run_dir, overrides=overrides, train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
                   frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics)
     atomic_write_bytes(Path(run_dir) / "result.json", json.dumps(result, indent=2).encode())
     return result

@@ -1,16 +1,24 @@
-"""The FID table of one dataset at smoke or mini scale, produced end to end from runs.
+"""The FID table of one dataset, produced end to end from runs, at smoke, mini or paper scale.
 
-Rows: the teacher sampled with Heun at NFE 1, 3, 5, 9, 17 and 35; the one-step GDD, GDD-I and instance-distillation
-students trained from that teacher with the same image budget; and the real-data floor (the held-out split, and a
-same-size subsample of the training split). Columns: FID against the training split and against the held-out
-split, KID, precision, recall, the memorisation ratio, training images, training wall time and frozen fraction.
+Rows: the teacher sampled with Heun at NFE 1, 3, 5, 9, 17 and 35 (and 79 for the 64x64 sets); the one-step GDD,
+GDD-I and instance-distillation students trained from that teacher with the same image budget; the authors'
+released checkpoints when their paths are given; and, at mini scale, the real-data floor. Columns: FID against the
+training split (and the held-out split at mini scale), KID, precision, recall, memorisation ratio, training images,
+training wall time, frozen fraction, and the paper's reported FID beside ours.
 Writes ``results/<dataset>/<scale>/table.json``, ``figures/table_<dataset>_<scale>.md`` and sample grids.
+
+At smoke and mini scale everything runs in this process on the digits data; at paper scale every training run and
+every FID is a ``python -m paperlib`` command (under torchrun when ``gpus > 1``), resumed when its output exists.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,77 +29,296 @@ from paperlib.experiments import train_and_evaluate
 from paperlib.grids import nearest_neighbour_grid, save_grid
 from paperlib.metrics import (DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8,
                               real_data_floor)
-from paperlib.presets import MINI_TEACHERS, preset_config
+from paperlib.presets import MINI_TEACHERS, ROOT, preset_config
+from paperlib.reported import reported_for
 from paperlib.train import train
 
-TEACHER_STEPS = (1, 2, 3, 5, 9, 18)  # Heun NFE 1, 3, 5, 9, 17, 35
-COLUMNS = ("fid", "fid_test", "kid", "precision", "recall", "memorisation", "kimg", "train_seconds", "frozen_fraction")
-SCALES = {"smoke": dict(eval_num=100, prefix="smoke", student_kimg=None),
-          "mini": dict(eval_num=1000, prefix="digits", student_kimg=None)}
+MINI_DATASETS = ("digits", "digits-cond")
+# Paper datasets: (preset prefix, resolution, teacher file name as released by EDM).
+PAPER_DATASETS = {"cifar10": ("cifar10-uncond", 32, "edm-cifar10-32x32-uncond-ve.pkl"),
+                  "cifar10-cond": ("cifar10-cond", 32, "edm-cifar10-32x32-cond-ve.pkl"),
+                  "afhqv2-64": ("afhqv2-64", 64, "edm-afhqv2-64x64-uncond-ve.pkl"),
+                  "ffhq-64": ("ffhq-64", 64, "edm-ffhq-64x64-uncond-ve.pkl"),
+                  "imagenet-64": ("imagenet-64", 64, "edm-imagenet-64x64-cond-adm.pkl")}
+SCALES = ("smoke", "mini", "paper")
+# Per scale: FID samples, how often FID is recorded during training (kimg; 0 = never).
+SCALE_DEFAULTS = {"smoke": dict(fid_num=100, fid_every_kimg=0.16), "mini": dict(fid_num=1000, fid_every_kimg=4.0),
+                  "paper": dict(fid_num=50000, fid_every_kimg=0.0)}
+METHODS = (("GDD", "gdd"), ("GDD-I", "gddi"), ("instance distillation", "instance"))
 
 
-def _teacher(dataset: str, scale: str, root: Path) -> str:
-    conditional = dataset == "digits-cond"
-    if scale == "mini":
+def teacher_steps(resolution: int) -> tuple[int, ...]:
+    """Heun steps of the teacher rows: NFE 1, 3, 5, 9, 17, 35, and 79 for the 64x64 sets (NFE = 2 steps - 1)."""
+    return (1, 2, 3, 5, 9, 18) + ((40,) if resolution >= 64 else ())
+
+
+class TableError(ValueError):
+    """A table request that cannot run; the message names the parameter and what was expected."""
+
+
+@dataclass
+class TableRequest:
+    """Everything one FID table needs; the notebook's parameters map onto it one to one.
+
+    ``teacher``/``data``/``feature_weights``/``ref`` are paths (paper scale; at mini scale the shipped teacher and
+    the digits data are used unless ``teacher`` is given). ``kimg`` overrides the students' image budget (0 = preset).
+    ``released`` maps 'GDD'/'GDD-I' to the authors' checkpoints, evaluated without training.
+    """
+
+    dataset: str = "digits"
+    scale: str = "mini"
+    teacher: str = ""
+    data: str = ""
+    feature_weights: str = ""
+    ref: str = ""
+    kimg: float = 0.0
+    device: str = "auto"
+    gpus: int = 1
+    fid_num: int = 0
+    methods: list = field(default_factory=lambda: ["gdd", "gddi", "instance"])
+    released: dict = field(default_factory=dict)
+    backbone_weights: dict = field(default_factory=dict)
+    runs: str = "runs"
+    results: str = "results"
+    figures: str = "figures"
+
+    def validate(self) -> "TableRequest":
+        """Check every parameter before anything runs; returns self."""
+        if self.scale not in SCALES:
+            raise TableError(f"scale {self.scale!r}: expected one of {SCALES}")
+        known = MINI_DATASETS if self.scale != "paper" else tuple(PAPER_DATASETS)
+        if self.dataset not in known:
+            other = "paper" if self.scale != "paper" else "smoke/mini"
+            raise TableError(f"dataset {self.dataset!r} is not a {self.scale}-scale dataset; expected one of {known}"
+                             + (f" (it is a {other}-scale dataset)" if self.dataset in (*MINI_DATASETS, *PAPER_DATASETS) else ""))
+        unknown = sorted(set(self.methods) - {m for _, m in METHODS})
+        if unknown:
+            raise TableError(f"methods {unknown} unknown; expected some of {[m for _, m in METHODS]}")
+        bad_released = sorted(set(self.released) - {"GDD", "GDD-I"})
+        if bad_released:
+            raise TableError(f"released checkpoints are keyed 'GDD' or 'GDD-I', not {bad_released}")
+        if self.gpus < 1 or self.kimg < 0 or self.fid_num < 0:
+            raise TableError(f"gpus ({self.gpus}) must be >= 1, kimg ({self.kimg}) and fid_num ({self.fid_num}) >= 0")
+        if self.scale == "paper":
+            teacher_name = PAPER_DATASETS[self.dataset][2]
+            needs = dict(teacher=f"the EDM teacher {teacher_name}", data="the dataset in EDM's zip/folder format",
+                         feature_weights="inception-2015-12-05.pt (see README, 'Files you bring')",
+                         ref=f"EDM's reference statistics fid-refs/{self.dataset}.npz")
+            for name, what in needs.items():
+                if not getattr(self, name):
+                    raise TableError(f"paper scale needs {name}=PATH: {what}")
+        for name in ("teacher", "data", "feature_weights", "ref"):
+            path = getattr(self, name)
+            if path and not Path(path).exists():
+                raise TableError(f"{name}: no file or folder at {path}")
+        for label, path in {**self.released, **self.backbone_weights}.items():
+            if not Path(path).exists():
+                raise TableError(f"{label}: no file at {path}")
+        return self
+
+    @property
+    def num(self) -> int:
+        return self.fid_num or SCALE_DEFAULTS[self.scale]["fid_num"]
+
+
+def build_table(request: TableRequest) -> dict:
+    """Train (or resume) and evaluate every row of one dataset's table, write it, and return it as a dict."""
+    request.validate()
+    start = time.perf_counter()
+    rows = _paper_rows(request) if request.scale == "paper" else _mini_rows(request)
+    for row in rows:
+        row["reported_fid"], row["reported_source"] = reported_for(request.dataset, row.get("kind", ""), row.get("nfe"))
+    table = dict(dataset=request.dataset, scale=request.scale, eval_num=request.num, request=asdict(request),
+                 feature_net=("Inception-v3 (legacy_tensorflow)" if request.scale == "paper"
+                              else "digits-featnet (64-d penultimate layer)"),
+                 wall_seconds=time.perf_counter() - start, rows=rows)
+    out_dir = Path(request.results) / request.dataset / request.scale
+    atomic_write_bytes(out_dir / "table.json", json.dumps(table, indent=2, default=float).encode())
+    atomic_write_bytes(Path(request.figures) / f"table_{request.dataset}_{request.scale}.md", to_markdown(table).encode())
+    return table
+
+
+def table_checkpoints(results: str, dataset: str, scale: str) -> tuple[str, dict[str, str]]:
+    """The teacher and the trained one-step generators ('GDD', 'GDD-I') of a finished table, as paths."""
+    path = Path(results) / dataset / scale / "table.json"
+    if not path.exists():
+        raise TableError(f"{path} is missing: run notebooks/fid_table.ipynb with dataset={dataset!r}, scale={scale!r} "
+                         f"first, or give the checkpoints explicitly")
+    rows = json.loads(path.read_text())["rows"]
+    teacher = next(r["checkpoint"] for r in rows if r.get("kind") == "teacher")
+    names = {"gdd": "GDD", "gddi": "GDD-I"}
+    return _located(teacher), {names[r["kind"]]: _located(r["checkpoint"]) for r in rows
+                               if r.get("kind") in names and r.get("run_dir") and r.get("checkpoint")}
+
+
+def _portable(path: str) -> str:
+    """A path inside the checkout is recorded relative to it, so committed tables name no machine's folders."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
+def _located(path: str) -> str:
+    return path if Path(path).is_absolute() or Path(path).exists() else str(ROOT / path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Smoke and mini scale: digits, in this process.
+
+def _mini_teacher(request: TableRequest, root: Path) -> str:
+    conditional = request.dataset == "digits-cond"
+    if request.teacher:
+        return request.teacher
+    if request.scale == "mini":
         return MINI_TEACHERS[conditional]
     run_dir = root / "teacher"
-    train(preset_config("smoke-teacher", run_dir=str(run_dir), conditional=conditional), resume=True, progress=False)
+    train(preset_config("smoke-teacher", run_dir=str(run_dir), conditional=conditional, device=request.device),
+          resume=True, progress=False)
     return str(run_dir / "network.safetensors")
 
 
-def build_table(dataset: str = "digits", scale: str = "mini", runs: str = "runs", results: str = "results",
-                figures: str = "figures", eval_num: int | None = None) -> dict:
-    """Train (or resume) every row of the table for ``dataset`` ('digits' or 'digits-cond') at ``scale``
-    ('smoke' or 'mini'), evaluate it and write the table; returns the table as a dict."""
-    if dataset not in ("digits", "digits-cond"):
-        raise ValueError(f"dataset {dataset!r} has no {scale} table; expected 'digits' or 'digits-cond'")
-    if scale not in SCALES:
-        raise ValueError(f"scale {scale!r}; tables are built here at {sorted(SCALES)} (paper scale runs on GPUs)")
+def _mini_rows(request: TableRequest) -> list[dict]:
+    dataset, scale, num = request.dataset, request.scale, request.num
     conditional = dataset == "digits-cond"
-    eval_num = eval_num or SCALES[scale]["eval_num"]
-    root = Path(runs) / scale / dataset
-    out_dir = Path(results) / dataset / scale
-    fig_dir = Path(figures)
+    root = Path(request.runs) / scale / dataset
+    fig_dir = Path(request.figures)
     extractor = DigitsExtractor()
     ref = digits_reference(extractor)
     rows: list[dict] = []
 
-    teacher_path = _teacher(dataset, scale, root)
+    teacher_path = _mini_teacher(request, root)
     teacher = load_network(teacher_path)
-    for steps in TEACHER_STEPS:
-        start = time.perf_counter()
-        images, _ = generate_uint8(teacher, range(eval_num), num_steps=steps, progress=False)
+    for steps in teacher_steps(8):
+        started = time.perf_counter()
+        images, _ = generate_uint8(teacher, range(num), num_steps=steps, progress=False)
         metrics = evaluate_features(extract_features(extractor, images), ref)
-        rows.append(dict(row=f"teacher, Heun NFE {2 * steps - 1}", nfe=2 * steps - 1, sample_seconds=time.perf_counter() - start,
-                         kimg=None, train_seconds=None, frozen_fraction=0.0, **metrics))
+        rows.append(dict(row=f"teacher, Heun NFE {2 * steps - 1}", kind="teacher", nfe=2 * steps - 1,
+                         checkpoint=_portable(teacher_path), sample_seconds=time.perf_counter() - started, kimg=None,
+                         train_seconds=None,
+                         frozen_fraction=0.0, **metrics))
         if steps == 18:
             save_grid(images[:64], fig_dir / f"samples_{dataset}_{scale}_teacher-nfe35.png", nrow=16,
                       title=f"{dataset} teacher, Heun NFE 35")
 
-    prefix = "digits-cond" if conditional and scale == "mini" else SCALES[scale]["prefix"]
-    for label, preset in (("GDD", f"{prefix}-gdd"), ("GDD-I", f"{prefix}-gddi"), ("instance distillation", f"{prefix}-instance")):
-        overrides = dict(teacher=teacher_path, conditional=conditional)
-        result = train_and_evaluate(preset, str(root / preset), extractor, ref, eval_num=eval_num, **overrides)
+    prefix = "smoke" if scale == "smoke" else dataset
+    for label, method in METHODS:
+        if method not in request.methods:
+            continue
+        preset = f"{prefix}-{method}"
+        overrides = dict(teacher=teacher_path, conditional=conditional, device=request.device)
+        if request.kimg:
+            overrides["total_kimg"] = request.kimg
+        result = train_and_evaluate(preset, str(root / preset), extractor, ref, eval_num=num,
+                                    fid_every_kimg=SCALE_DEFAULTS[scale]["fid_every_kimg"], **overrides)
         cfg = preset_config(preset, **overrides)
-        rows.append(dict(row=f"{label} (NFE 1)", lr=cfg.lr, freeze_level=cfg.freeze_level,
+        rows.append(dict(row=f"{label} (NFE 1)", kind=method, lr=cfg.lr, freeze_level=cfg.freeze_level,
+                         run_dir=str(root / preset), checkpoint=_portable(str(root / preset / "network.safetensors")),
                          **{k: v for k, v in result.items() if k not in ("preset", "run_dir", "overrides")}))
         net = load_network(root / preset / "network.safetensors")
         images, _ = generate_uint8(net, range(64), progress=False)
         slug = label.split(" ")[0].lower()
         save_grid(images, fig_dir / f"samples_{dataset}_{scale}_{slug}.png", nrow=16, title=f"{dataset} {label}, NFE 1")
-        if label == "GDD-I":
+        if method == "gddi":
             nearest_neighbour_grid(images, extract_features(extractor, images), digits_dataset("train").images,
                                    ref.train, fig_dir / f"nearest_{dataset}_{scale}_gddi.png")
 
-    floor = real_data_floor(ref)
-    rows.append(dict(row="real data: held-out split (360)", nfe=None, **floor["held_out"]))
-    rows.append(dict(row="real data: training subsample (360)", nfe=None, **floor["train_resample"]))
-    table = dict(dataset=dataset, scale=scale, eval_num=eval_num, teacher=teacher_path,
-                 feature_net="digits-featnet (64-d penultimate layer)", rows=rows)
-    atomic_write_bytes(out_dir / "table.json", json.dumps(table, indent=2, default=float).encode())
-    atomic_write_bytes(fig_dir / f"table_{dataset}_{scale}.md", to_markdown(table).encode())
-    return table
+    for label, path in request.released.items():
+        metrics = evaluate_features(extract_features(extractor, generate_uint8(load_network(path), range(num),
+                                                                               progress=False)[0]), ref)
+        rows.append(dict(row=f"{label} released (NFE 1)", kind=label.lower().replace("-", ""), nfe=1, checkpoint=path,
+                         **metrics))
 
+    floor = real_data_floor(ref)
+    rows.append(dict(row="real data: held-out split (360)", kind="real", nfe=None, **floor["held_out"]))
+    rows.append(dict(row="real data: training subsample (360)", kind="real", nfe=None, **floor["train_resample"]))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Paper scale: commands, each resumable, under torchrun when several GPUs are used.
+
+def paperlib_command(args: list[str], gpus: int = 1) -> list[str]:
+    """The argv that runs ``python -m paperlib ARGS`` on ``gpus`` processes (torchrun, one node) or one."""
+    if gpus > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+                "-m", "paperlib", *args]
+    return [sys.executable, "-m", "paperlib", *args]
+
+
+def paper_plan(request: TableRequest) -> list[dict]:
+    """Every step of a paper-scale table in order: dicts with ``row``, ``kind``, ``nfe``, ``argv`` and ``output``
+    (the file the step leaves behind; a step whose output exists is not run again)."""
+    request.validate()
+    prefix, resolution, _ = PAPER_DATASETS[request.dataset]
+    root = Path(request.runs) / "paper" / request.dataset
+    fid = ["fid", "--ref", request.ref, "--num", str(request.num), "--features", "inception",
+           "--feature-weights", request.feature_weights]
+    if request.device != "auto":
+        fid += ["--device", request.device]
+    steps: list[dict] = []
+    for n in teacher_steps(resolution):
+        out = root / f"fid-teacher-nfe{2 * n - 1}.json"
+        steps.append(dict(row=f"teacher, Heun NFE {2 * n - 1}", kind="teacher", nfe=2 * n - 1, output=str(out),
+                          checkpoint=request.teacher,
+                          argv=paperlib_command([*fid, "--ckpt", request.teacher, "--steps", str(n), "--out", str(out)],
+                                                request.gpus)))
+    for label, path in request.released.items():
+        out = root / f"fid-released-{label.lower()}.json"
+        steps.append(dict(row=f"{label} released (NFE 1)", kind=label.lower().replace("-", ""), nfe=1, output=str(out),
+                          checkpoint=path,
+                          argv=paperlib_command([*fid, "--ckpt", path, "--out", str(out)], request.gpus)))
+    for label, method in METHODS:
+        if method not in request.methods:
+            continue
+        preset = f"{prefix}-{'gddi' if method == 'gddi' else 'gdd'}"
+        run_dir = root / method
+        extra = ["--teacher", request.teacher, "--dataset", request.data, "--device", request.device]
+        if method == "instance":  # the same preset, budget and optimiser; only the objective differs
+            extra += ["--objective", "instance"]
+        if request.kimg:
+            extra += ["--total_kimg", str(request.kimg)]
+        if request.backbone_weights:
+            kwargs = dict(preset_config(preset, teacher=request.teacher, dataset=request.data).discriminator_kwargs,
+                          weights=request.backbone_weights)
+            extra += ["--discriminator_kwargs", json.dumps(kwargs)]
+        network = run_dir / "network.safetensors"
+        steps.append(dict(row=f"{label} training", kind="train", output=str(network), run_dir=str(run_dir),
+                          argv=paperlib_command(["train", "--preset", preset, "--run-dir", str(run_dir), "--resume",
+                                                 "--no-progress", *extra], request.gpus)))
+        out = root / f"fid-{method}.json"
+        steps.append(dict(row=f"{label} (NFE 1)", kind=method, nfe=1, output=str(out), run_dir=str(run_dir),
+                          checkpoint=str(network),
+                          argv=paperlib_command([*fid, "--ckpt", str(network), "--out", str(out)], request.gpus)))
+    return steps
+
+
+def _paper_rows(request: TableRequest) -> list[dict]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    rows, train_seconds = [], {}
+    for step in paper_plan(request):
+        output = Path(step["output"])
+        if not output.exists():
+            started = time.perf_counter()
+            print("[paperlib] " + " ".join(step["argv"]), flush=True)
+            subprocess.run(step["argv"], check=True, env=env)
+            if step["kind"] == "train":
+                train_seconds[step["run_dir"]] = time.perf_counter() - started
+        if step["kind"] == "train":
+            continue
+        row = dict(row=step["row"], kind=step["kind"], nfe=step["nfe"], checkpoint=step["checkpoint"],
+                   **json.loads(output.read_text()))
+        if "run_dir" in step:
+            config = json.loads((Path(step["run_dir"]) / "config.json").read_text())
+            lines = (Path(step["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+            row.update(kimg=json.loads(lines[-1])["kimg"] if lines else None,
+                       train_seconds=train_seconds.get(step["run_dir"]), freeze_level=config["freeze_level"])
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rendering.
 
 def _fmt(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -102,16 +329,23 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def to_markdown(table: dict) -> str:
-    """The table as markdown, one row per model."""
+    """The table as markdown, one row per model, with the paper's reported FID beside ours."""
     head = ("| row | FID (train) | FID (held-out) | KID | precision | recall | memorisation | training kimg | "
-            "train s | frozen |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "train s | frozen | reported FID |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     lines = []
     for r in table["rows"]:
         frozen = r.get("frozen_fraction")
-        lines.append(f"| {r['row']} | {_fmt(r.get('fid'))} | {_fmt(r.get('fid_test'))} | {_fmt(r.get('kid'), 1)} | "
+        lines.append(f"| {r['row']} | {_fmt(r.get('fid'))} | {_fmt(r.get('fid_test'))} | "
+                     f"{_fmt(r.get('kid'), 1)} | "
                      f"{_fmt(r.get('precision'), 3)} | {_fmt(r.get('recall'), 3)} | {_fmt(r.get('memorisation'), 3)} | "
                      f"{_fmt(r.get('kimg'), 0)} | {_fmt(r.get('train_seconds'), 0)} | "
-                     f"{'–' if frozen is None else f'{100 * frozen:.1f}%'} |")
+                     f"{'–' if frozen is None else f'{100 * frozen:.1f}%'} | {_fmt(r.get('reported_fid'))} |")
+    sources = [f"{r['row']}: {r['reported_source']}" for r in table["rows"] if r.get("reported_fid") is not None]
     note = (f"\n{table['dataset']} at {table['scale']} scale; {table['eval_num']} samples per model (seeds 0..), "
-            f"features: {table['feature_net']}. FID is in that feature space, not comparable with Inception FIDs.\n")
-    return head + "\n".join(lines) + "\n" + note
+            f"features: {table['feature_net']}.")
+    if table["scale"] != "paper":
+        note += (" FID here is in that feature space and not comparable with the reported Inception FIDs, which are"
+                 " the paper's numbers for the setting this dataset stands in for.")
+    if sources:
+        note += " Reported: " + "; ".join(sources) + "."
+    return head + "\n".join(lines) + "\n" + note + "\n"

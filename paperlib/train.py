@@ -399,6 +399,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     noise = SharedNoise(cfg.seed + 1, dinfo, device)
     cur_nimg = batch_idx = 0
+    trained_seconds = 0.0  # wall time spent training, over every resumed part, callbacks excluded
     metrics_path = run_dir / "metrics.jsonl"
 
     if resume and existing:
@@ -411,6 +412,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         noise.generator.set_state(state["noise_rng"].to(noise.generator.get_state().device))
         torch.set_rng_state(state["torch_rng"])
         cur_nimg, batch_idx = int(state["cur_nimg"]), int(state["batch_idx"])
+        trained_seconds = float(state.get("trained_seconds", 0.0))
         if is_main and metrics_path.exists():  # drop log lines written after the state we resume from
             lines = [l for l in metrics_path.read_text().splitlines() if json.loads(l).get("nimg", 0) <= cur_nimg]
             atomic_write_bytes(metrics_path, ("\n".join(lines) + "\n" if lines else "").encode())
@@ -429,6 +431,10 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     bar = tqdm(total=total, initial=min(cur_nimg, total), unit="img", unit_scale=True, disable=not (progress and is_main),
                desc=f"{cfg.objective}")
     window = dict(t=time.perf_counter(), n=cur_nimg)
+    clock = dict(start=time.perf_counter(), callbacks=0.0)
+
+    def seconds_trained() -> float:
+        return trained_seconds + time.perf_counter() - clock["start"] - clock["callbacks"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -438,7 +444,8 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         payload = dict(config=json.dumps(asdict(cfg)), cur_nimg=cur_nimg, batch_idx=batch_idx,
                        modules={k: m.state_dict() for k, m in objective.modules().items()}, ema=ema.state_dict(),
                        optimizers={k: o.state_dict() for k, o in objective.optimizers.items()},
-                       noise_rng=noise.generator.get_state(), torch_rng=torch.get_rng_state())
+                       noise_rng=noise.generator.get_state(), torch_rng=torch.get_rng_state(),
+                       trained_seconds=seconds_trained())
         _save_state(run_dir / f"training-state-{cur_nimg:09d}.pt", payload)
         for old in _state_paths(run_dir)[:-cfg.keep_states]:
             old.unlink()
@@ -466,7 +473,10 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
                           peak_mem_mb=(torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0) / 2 ** 20)
             window.update(t=now, n=cur_nimg)
             if cb_n and (cur_nimg // cb_n > prev // cb_n or done):
+                started = time.perf_counter()
                 record.update(callback(cur_nimg / 1000, ema) or {})
+                clock["callbacks"] += time.perf_counter() - started
+                window["t"] += time.perf_counter() - started
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
             bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()})
@@ -478,4 +488,5 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
                      extra=dict(kimg=cur_nimg / 1000, objective=cfg.objective, freeze_level=cfg.freeze_level))
     if dinfo.enabled:
         dist.barrier()
-    return dict(info, run_dir=str(run_dir), nimg=cur_nimg, sanitized_steps=objective.sanitized_steps)
+    return dict(info, run_dir=str(run_dir), nimg=cur_nimg, sanitized_steps=objective.sanitized_steps,
+                train_seconds=seconds_trained())

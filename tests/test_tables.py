@@ -1,37 +1,104 @@
-"""The FID table at smoke scale: every row trained and evaluated for real, then written as JSON and markdown."""
+"""FID tables: request validation, the paper-scale plan of commands, reported numbers, rendering and the report.
+(The smoke table itself is built end to end in test_notebooks.py.)"""
 
 import json
+import sys
 
-import numpy as np
+import pytest
 
-from paperlib.__main__ import main
-
-
-def test_smoke_table_end_to_end(tmp_path, capsys):
-    args = ["table", "--dataset", "digits", "--scale", "smoke", "--runs", str(tmp_path / "runs"),
-            "--results", str(tmp_path / "results"), "--figures", str(tmp_path / "figures")]
-    assert main(args) == 0
-    table = json.loads((tmp_path / "results" / "digits" / "smoke" / "table.json").read_text())
-    names = [r["row"] for r in table["rows"]]
-    assert names[:6] == [f"teacher, Heun NFE {n}" for n in (1, 3, 5, 9, 17, 35)]
-    assert names[6:9] == ["GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)"]
-    for row in table["rows"]:
-        assert all(np.isfinite(row[k]) for k in ("fid", "kid", "precision", "recall"))
-    students = {r["row"]: r for r in table["rows"][6:9]}
-    assert students["GDD-I (NFE 1)"]["frozen_fraction"] > 0.5 and students["GDD (NFE 1)"]["frozen_fraction"] == 0
-    assert len({r["kimg"] for r in students.values()}) == 1  # the same image budget for every student
-    markdown = (tmp_path / "figures" / "table_digits_smoke.md").read_text()
-    assert "| GDD-I (NFE 1) |" in markdown and markdown in capsys.readouterr().out
-    for name in ("samples_digits_smoke_teacher-nfe35.png", "samples_digits_smoke_gdd-i.png", "nearest_digits_smoke_gddi.png"):
-        assert (tmp_path / "figures" / name).stat().st_size > 0
+from paperlib.report import claims, sweep_markdown, update_readme
+from paperlib.reported import reported_for
+from paperlib.tables import TableError, TableRequest, build_table, paper_plan, teacher_steps, to_markdown
 
 
-def test_table_rejects_unknown_dataset_and_scale():
-    import pytest
+def test_requests_are_checked_before_anything_runs(tmp_path):
+    with pytest.raises(TableError, match="dataset 'cifar10' is not a smoke-scale dataset"):
+        build_table(TableRequest("cifar10", "smoke", runs=str(tmp_path)))
+    with pytest.raises(TableError, match="scale 'huge'"):
+        TableRequest("digits", "huge").validate()
+    with pytest.raises(TableError, match="it is a smoke/mini-scale dataset"):
+        TableRequest("digits", "paper").validate()
+    with pytest.raises(TableError, match="methods \\['gan'\\] unknown"):
+        TableRequest("digits", "mini", methods=["gan"]).validate()
+    with pytest.raises(TableError, match="released checkpoints are keyed 'GDD' or 'GDD-I'"):
+        TableRequest("digits", "mini", released={"gdd": "x"}).validate()
+    with pytest.raises(TableError, match="GDD-I: no file at /nope.pkl"):
+        TableRequest("digits", "mini", released={"GDD-I": "/nope.pkl"}).validate()
+    with pytest.raises(TableError, match="feature_weights=PATH: inception-2015-12-05.pt"):
+        TableRequest("ffhq-64", "paper", teacher=__file__, data=__file__).validate()
+    assert not (tmp_path / "paper").exists()
 
-    from paperlib.tables import build_table
 
-    with pytest.raises(ValueError, match="'cifar10' has no smoke table"):
-        build_table("cifar10", "smoke")
-    with pytest.raises(ValueError, match="scale 'paper'"):
-        build_table("digits", "paper")
+def test_paper_plan_runs_every_row_under_torchrun(tmp_path):
+    files = {name: tmp_path / name for name in ("edm.pkl", "data.zip", "inception.pt", "ref.npz", "gddi.pkl", "vgg.pth")}
+    for f in files.values():
+        f.write_bytes(b"x")
+    request = TableRequest("afhqv2-64", "paper", teacher=str(files["edm.pkl"]), data=str(files["data.zip"]),
+                           feature_weights=str(files["inception.pt"]), ref=str(files["ref.npz"]), gpus=8,
+                           runs=str(tmp_path / "runs"), released={"GDD-I": str(files["gddi.pkl"])},
+                           backbone_weights={"vgg16_bn": str(files["vgg.pth"])}, methods=["gdd", "gddi"])
+    plan = paper_plan(request)
+    assert [s["row"] for s in plan[:7]] == [f"teacher, Heun NFE {n}" for n in (1, 3, 5, 9, 17, 35, 79)]
+    assert teacher_steps(32)[-1] == 18 and teacher_steps(64)[-1] == 40
+    assert [s["row"] for s in plan[7:]] == ["GDD-I released (NFE 1)", "GDD training", "GDD (NFE 1)",
+                                            "GDD-I training", "GDD-I (NFE 1)"]
+    for step in plan:
+        assert step["argv"][:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8",
+                                    "-m"]
+    fid = plan[0]["argv"]
+    assert fid[fid.index("--num") + 1] == "50000" and fid[fid.index("--steps") + 1] == "1"
+    train = plan[-2]["argv"]
+    assert train[train.index("--preset") + 1] == "afhqv2-64-gddi" and "--resume" in train
+    kwargs = json.loads(train[train.index("--discriminator_kwargs") + 1])
+    assert kwargs == {"backbones": "deit+lite0", "weights": {"vgg16_bn": str(files["vgg.pth"])}}
+    single = paper_plan(TableRequest(**{**request.__dict__, "gpus": 1}))
+    assert single[0]["argv"][:4] == [sys.executable, "-m", "paperlib", "fid"]
+
+
+def test_reported_numbers_and_markdown():
+    assert reported_for("imagenet-64", "gddi") == (1.16, "ImageNet 64x64 cond: abstract; recall 0.60")
+    assert reported_for("digits", "teacher", 35)[0] == 1.97 and "(stand-in)" in reported_for("digits", "teacher", 35)[1]
+    assert reported_for("digits", "teacher", 17) == (None, "")
+    assert reported_for("ffhq-64", "instance") == (None, "")
+    table = dict(dataset="digits", scale="mini", eval_num=10, feature_net="f", rows=[
+        dict(row="GDD-I (NFE 1)", fid=8.4, kid=float("nan"), frozen_fraction=0.82, kimg=40.0, reported_fid=1.54,
+             reported_source="CIFAR-10 (stand-in): abstract")])
+    md = to_markdown(table)
+    assert "| GDD-I (NFE 1) | 8.40 | – | – |" in md and "| 82.0% | 1.54 |" in md
+    assert "GDD-I (NFE 1): CIFAR-10 (stand-in): abstract" in md
+
+
+def _row(kind, fid, **extra):
+    return dict(row=kind, kind=kind, fid=fid, **extra)
+
+
+def test_claims_follow_the_numbers():
+    base = [_row("teacher", 900.0, nfe=1), _row("teacher", 20.0, nfe=17), _row("teacher", 6.0, nfe=35)]
+    student = dict(kimg=40.0, train_seconds=80.0)
+    table = dict(rows=base + [_row("gdd", 9.0, frozen_fraction=0.0, **student),
+                              _row("gddi", 8.0, frozen_fraction=0.8, memorisation=1.1, **student),
+                              _row("instance", 30.0, **student)])
+    verdicts = {c["claim"]: c for c in claims(table)}
+    assert [c["holds"] for c in verdicts.values()] == [True, False, True, True, True]
+    matched = verdicts["The one-step generator matches the teacher's multi-step quality"]
+    assert "better than the teacher at NFE 17" in matched["evidence"]
+    table["rows"][4]["memorisation"] = 0.2  # copies
+    table["rows"][3]["fid"] = 7.0  # GDD now better than GDD-I
+    verdicts = {c["claim"]: c["holds"] for c in claims(table)}
+    assert not verdicts["The one-step generator does not copy its training images"]
+    assert not verdicts["Freezing most block convolutions (GDD-I) works at least as well as training them (GDD)"]
+
+
+def test_update_readme_and_sweeps(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- results:x -->\nold\n<!-- /results:x -->\nb\n")
+    update_readme(readme, {"x": "new\n"})
+    assert readme.read_text() == "a\n<!-- results:x -->\nnew\n<!-- /results:x -->\nb\n"
+    with pytest.raises(ValueError, match="no '<!-- results:y -->'"):
+        update_readme(readme, {"y": "z"})
+    assert "new" in readme.read_text()  # nothing lost on error
+    result = dict(preset="digits-gdd", overrides=dict(lr=1e-3), fid=9.3, fid_test=17.1, precision=0.8, recall=0.8,
+                  memorisation=1.07)
+    (tmp_path / "sweep-digits-gdd.json").write_text(json.dumps([result, dict(result, overrides=dict(lr=1e-4), fid=20.0)]))
+    md = sweep_markdown(tmp_path)
+    assert md.index("| 0.0001 | 20.00 |") < md.index("| 0.001 | 9.30 |")

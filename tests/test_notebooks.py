@@ -1,0 +1,125 @@
+"""Every notebook runs under papermill at smoke scale (kernel python3); its results JSON is checked for schema and
+finite values; bad parameters fail in the notebook's first cells with a clear message."""
+
+import json
+import math
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+from paperlib.__main__ import main
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def run(name, out_dir, **parameters):
+    return pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out_dir / f"{name}.out.ipynb"),
+                               parameters=parameters, kernel_name="python3", progress_bar=False,
+                               cwd=str(out_dir))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, smoke_teacher):
+    """fid_table.ipynb at smoke scale for digits, into a temporary tree (runs, results, figures)."""
+    root = tmp_path_factory.mktemp("smoke")
+    paths = dict(runs_dir=str(root / "runs"), results_dir=str(root / "results"), figures_dir=str(root / "figures"))
+    run("fid_table", root, dataset="digits", scale="smoke", teacher=smoke_teacher, **paths)
+    return root, paths
+
+
+def finite(value):
+    return value is None or (isinstance(value, (int, float)) and math.isfinite(value)) or isinstance(value, str)
+
+
+def test_fid_table_notebook_writes_a_complete_table(smoke_run, smoke_teacher, capsys):
+    root, paths = smoke_run
+    table = json.loads((root / "results" / "digits" / "smoke" / "table.json").read_text())
+    assert {"dataset", "scale", "eval_num", "rows", "feature_net", "request"} <= set(table)
+    names = [r["row"] for r in table["rows"]]
+    assert names[:6] == [f"teacher, Heun NFE {n}" for n in (1, 3, 5, 9, 17, 35)]
+    assert names[6:9] == ["GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)"]
+    assert names[9:] == ["real data: held-out split (360)", "real data: training subsample (360)"]
+    for row in table["rows"]:
+        assert all(finite(row.get(k)) for k in row if k not in ("run_dir",)), row
+        assert all(math.isfinite(row[k]) for k in ("fid", "kid", "precision", "recall"))
+    students = {r["row"]: r for r in table["rows"][6:9]}
+    assert students["GDD-I (NFE 1)"]["frozen_fraction"] > 0.5 and students["GDD (NFE 1)"]["frozen_fraction"] == 0
+    assert len({r["kimg"] for r in students.values()}) == 1  # the same image budget for every student
+    assert all(r["train_seconds"] > 0 for r in students.values())
+    reported = {r["row"]: r["reported_fid"] for r in table["rows"]}
+    assert reported["teacher, Heun NFE 35"] == 1.97 and reported["GDD-I (NFE 1)"] == 1.54  # CIFAR-10 stand-in
+    assert reported["teacher, Heun NFE 17"] is None
+    for name in ("table_digits_smoke.md", "samples_digits_smoke_teacher-nfe35.png", "samples_digits_smoke_gdd-i.png",
+                 "nearest_digits_smoke_gddi.png"):
+        assert (root / "figures" / name).stat().st_size > 0
+    # The command line builds the same table from the same (finished, so resumed) runs.
+    assert main(["table", "--dataset", "digits", "--scale", "smoke", "--teacher", smoke_teacher, "--runs", paths["runs_dir"],
+                 "--results", str(root / "cli"), "--figures", str(root / "cli")]) == 0
+    again = json.loads((root / "cli" / "digits" / "smoke" / "table.json").read_text())
+    assert [r["fid"] for r in again["rows"]] == pytest.approx([r["fid"] for r in table["rows"]])
+    assert "| GDD-I (NFE 1) |" in capsys.readouterr().out
+
+
+def test_layer_activation_notebook(smoke_run):
+    root, paths = smoke_run
+    run("layer_activation", root, dataset="digits", scale="smoke", batch=16, results_dir=paths["results_dir"],
+        figures_dir=paths["figures_dir"])
+    numbers = json.loads((root / "results" / "digits" / "smoke" / "layer_activation.json").read_text())
+    layers, sigmas = len(numbers["layers"]), len(numbers["sigmas"])
+    assert sigmas == 32 and layers > 10 and set(numbers["generators"]) == {"GDD", "GDD-I"}
+    for part in ("trained", "untrained"):
+        heat = numbers[part]["heatmap"]
+        assert len(heat) == layers and all(len(r) == sigmas and all(0 <= v <= 1 for v in r) for r in heat)
+    gddi = numbers["generators"]["GDD-I"]
+    assert len(gddi["best_sigma"]) == layers and all(math.isfinite(v) for v in gddi["weight_change"])
+    assert numbers["summary"]["GDD-I"]["unchanged_layers"] > numbers["summary"]["GDD"]["unchanged_layers"]
+    assert all(math.isfinite(v) for v in numbers["summary"].values() if isinstance(v, float))
+    for name in ("layer_activation_digits.png", "layer_similarity_digits.png", "layer_generators_digits.png"):
+        assert (root / "figures" / name).stat().st_size > 0
+
+
+def test_training_curves_and_tables_notebooks(smoke_run):
+    root, paths = smoke_run
+    run("training_curves", root, datasets=["digits"], scale="smoke", results_dir=paths["results_dir"],
+        figures_dir=paths["figures_dir"])
+    curves = json.loads((root / "results" / "training_curves_smoke.json").read_text())
+    assert set(curves["digits"]) == {"GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)"}
+    for curve in curves["digits"].values():
+        assert curve["kimg"] == [0.16, 0.32] and all(math.isfinite(v) for v in curve["fid"])
+    for name in ("training_curves_digits_smoke.png", "progress_digits_smoke_gddi.png", "figure1a_smoke.png"):
+        assert (root / "figures" / name).stat().st_size > 0
+
+    readme = root / "README.md"
+    readme.write_text("intro\n<!-- results:digits-smoke -->\nSTALE-TABLE\n<!-- /results:digits-smoke -->\n"
+                      "<!-- results:claims -->\n<!-- /results:claims -->\n<!-- results:layers -->\n<!-- /results:layers -->\nend\n")
+    run("tables", root, scales=["smoke"], results_dir=paths["results_dir"], figures_dir=paths["figures_dir"],
+        readme=str(readme))
+    text = readme.read_text()
+    assert "STALE-TABLE" not in text and "| GDD-I (NFE 1) |" in text and text.endswith("end\n")
+    assert "Freezing most block convolutions" in text
+    assert "The claim that layers are activated differently" in text  # from test_layer_activation_notebook, run before
+    assert (root / "figures" / "table_digits-smoke.png").stat().st_size > 0
+    assert "### digits (smoke scale)" in (root / "figures" / "tables.md").read_text()
+
+
+@pytest.mark.parametrize("parameters, message", [
+    (dict(dataset="mnist", scale="mini"), "dataset 'mnist' is not a mini-scale dataset"),
+    (dict(dataset="cifar10", scale="mini"), "it is a paper-scale dataset"),
+    (dict(dataset="cifar10", scale="paper"), "paper scale needs teacher=PATH"),
+    (dict(dataset="digits", scale="smoke", teacher="/nonexistent/teacher.safetensors"), "teacher: no file or folder"),
+])
+def test_fid_table_bad_parameters_fail_before_training(tmp_path, parameters, message):
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        run("fid_table", tmp_path, runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
+            figures_dir=str(tmp_path / "figures"), **parameters)
+    assert message in str(info.value.evalue)
+    assert info.value.exec_count == 3  # parameters, injected parameters, then the validation cell
+    assert not (tmp_path / "runs").exists()
+
+
+def test_curves_notebook_without_tables_says_what_to_run(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        run("training_curves", tmp_path, datasets=["digits"], scale="mini", results_dir=str(tmp_path))
+    assert "run notebooks/fid_table.ipynb with dataset='digits'" in str(info.value.evalue)
+
