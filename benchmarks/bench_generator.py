@@ -1,75 +1,90 @@
-"""Time the full-width CIFAR-10 NCSN++ one-step generator (56.4M parameters) on this machine.
+"""Generator forward and forward+backward per image at every width, in each variant, with peak memory.
 
-Forward without grad and forward+backward, batch 8 at sigma = 80, median of several runs; prints a table and
-writes JSON. The authors' implementation measured 0.96 s and 2.57 s on a 2-core CPU machine of this kind.
+Widths: the mini generator and the paper's (CIFAR-10 NCSN++ 56.4M, 64x64 NCSN++ 62.8M, ImageNet ADM 295.9M
+parameters), one-step evaluation at sigma = 80, training mode. Variants, compared in the same run: fp32, fp32
+channels-last, bf16 (paperlib's bf16 path, GroupNorm and softmax in fp32, as ``TrainConfig.bf16``). Each
+(width, variant) runs in its own process so its peak memory is its own. The authors' implementation measured
+0.96 s forward and 2.57 s forward+backward for CIFAR-10 at batch 8 on a 2-core CPU machine of this kind.
 
-    python benchmarks/bench_generator.py [--batch 8] [--repeats 5] [--channels-last] [--out results.json]
+    python benchmarks/bench_generator.py [--widths mini,cifar10] [--variants fp32,channels_last,bf16] [--batch 8]
+        [--repeats 5] [--device cpu|cuda] [--out benchmarks/results/generator.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
 
-import torch
+from common import machine, measure_in_child, median_seconds, peak_memory_mb, write_json
 
-from paperlib.precond import GDDPrecond
-
-CIFAR_NCSNPP = dict(img_resolution=32, img_channels=3, model_type="SongUNet", embedding_type="fourier",
-                    encoder_type="residual", decoder_type="standard", channel_mult_noise=2,
-                    resample_filter=[1, 3, 3, 1], model_channels=128, channel_mult=[2, 2, 2], dropout=0.0)
-REFERENCE_SECONDS = {"forward": 0.96, "forward_backward": 2.57}  # authors' code, 2-core CPU (issue 2)
+REFERENCE_CIFAR_BATCH8 = {"forward": 0.96, "forward_backward": 2.57}  # seconds, authors' code, 2-core CPU
+VARIANTS = ("fp32", "channels_last", "bf16")
 
 
-def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def run_variant(width: str, variant: str, batch: int, repeats: int, device: str) -> dict:
+    """Time one width in one variant (in a child process): seconds per batch and per image, peak memory."""
+    import torch
+
+    from paperlib.precond import GDDPrecond
+    from paperlib.presets import GENERATOR_CONFIGS
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    cfg = GENERATOR_CONFIGS[width]
+    net = GDDPrecond(**cfg).to(dev).train()
+    fmt = torch.channels_last if variant == "channels_last" else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    z = torch.randn(batch, cfg["img_channels"], cfg["img_resolution"], cfg["img_resolution"], device=dev)
+    z = z.to(memory_format=fmt)
+    labels = torch.eye(cfg["label_dim"], device=dev)[torch.arange(batch) % cfg["label_dim"]] if cfg.get("label_dim") else None
+    if variant == "bf16":  # paperlib's bf16 path (TrainConfig.bf16): GroupNorm and softmax stay fp32
+        net.use_fp16 = net.bf16_on_cpu = True
+    sync = dev.type == "cuda"
+
+    def forward():
+        with torch.no_grad():
+            net.generate(z, labels)
+
+    def forward_backward():
+        net.zero_grad(set_to_none=True)
+        net.generate(z, labels).square().mean().backward()
+
+    fwd = median_seconds(forward, repeats, sync=sync)
+    fwd_bwd = median_seconds(forward_backward, repeats, sync=sync)
+    return dict(width=width, variant=variant, params=sum(p.numel() for p in net.parameters()), batch=batch,
+                forward_s=fwd, forward_backward_s=fwd_bwd, forward_ms_per_image=1e3 * fwd / batch,
+                forward_backward_ms_per_image=1e3 * fwd_bwd / batch, peak_memory_mb=peak_memory_mb(dev))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", default="mini,cifar10,64x64,imagenet-64")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    net = GDDPrecond(**CIFAR_NCSNPP).train()
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    net = net.to(memory_format=memory_format)
-    z = torch.randn(args.batch, 3, 32, 32).to(memory_format=memory_format)
-    params = sum(p.numel() for p in net.parameters())
-
-    def forward():
-        with torch.no_grad():
-            net.generate(z)
-
-    def forward_backward():
-        net.zero_grad(set_to_none=True)
-        net.generate(z).square().mean().backward()
-
-    results = dict(machine=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
-                   torch=torch.__version__, params=params, batch=args.batch, channels_last=args.channels_last,
-                   forward=median_seconds(forward, args.repeats),
-                   forward_backward=median_seconds(forward_backward, args.repeats))
-    print(f"CIFAR-10 NCSN++ generator, {params:,} parameters, batch {args.batch}, sigma 80, "
-          f"{results['threads']} threads, torch {torch.__version__}")
-    print(f"{'pass':<18}{'paperlib (s)':>14}{'authors (s)':>14}{'ratio':>8}")
-    for key in ("forward", "forward_backward"):
-        print(f"{key:<18}{results[key]:>14.3f}{REFERENCE_SECONDS[key]:>14.2f}{results[key] / REFERENCE_SECONDS[key]:>8.2f}")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+    rows = []
+    print(f"{'width':<12}{'variant':<15}{'params':>13}{'fwd s/batch':>13}{'fwd+bwd s/batch':>17}"
+          f"{'fwd ms/img':>12}{'fwd+bwd ms/img':>16}{'peak MiB':>10}")
+    for width in args.widths.split(","):
+        for variant in args.variants.split(","):
+            r = measure_in_child(run_variant, width=width, variant=variant, batch=args.batch, repeats=args.repeats,
+                                 device=args.device)
+            rows.append(r)
+            if "error" in r:
+                print(f"{width:<12}{variant:<15} failed: {r['error']}")
+                continue
+            print(f"{width:<12}{variant:<15}{r['params']:>13,}{r['forward_s']:>13.3f}{r['forward_backward_s']:>17.3f}"
+                  f"{r['forward_ms_per_image']:>12.1f}{r['forward_backward_ms_per_image']:>16.1f}{r['peak_memory_mb']:>10.0f}")
+    cifar = [r for r in rows if r.get("width") == "cifar10" and args.batch == 8 and args.device == "cpu"]
+    for r in cifar:
+        print(f"CIFAR-10 batch 8, {r['variant']}: forward {r['forward_s'] / REFERENCE_CIFAR_BATCH8['forward']:.2f}x, "
+              f"forward+backward {r['forward_backward_s'] / REFERENCE_CIFAR_BATCH8['forward_backward']:.2f}x "
+              f"the authors' implementation")
+    write_json(args.out, dict(machine=machine(), device=args.device, reference_cifar_batch8=REFERENCE_CIFAR_BATCH8,
+                              rows=rows))
 
 
 if __name__ == "__main__":

@@ -35,12 +35,14 @@ class Denoiser(nn.Module):
     """Base preconditioner: subclasses define ``coefficients(sigma)``.
 
     ``use_fp16`` keeps EDM's keyword name; paperlib runs the backbone in bfloat16 when it is set and the input
-    is on CUDA (as the GDD reference does; fp16 without loss scaling is unsafe). GroupNorm and the attention
-    softmax stay in fp32, and the output is returned in fp32.
+    is on CUDA (as the GDD reference does; fp16 without loss scaling is unsafe), or on the CPU too when
+    ``bf16_on_cpu`` is set (an opt-in for training on CPUs with bf16 units; checkpoints never turn it on).
+    GroupNorm and the attention softmax stay in fp32, and the output is returned in fp32.
     """
 
     sigma_min_default = 0.0
     sigma_max_default = float("inf")
+    bf16_on_cpu = False
 
     def __init__(self, img_resolution: int, img_channels: int, label_dim: int = 0, use_fp16: bool = False,
                  sigma_min: float | None = None, sigma_max: float | None = None, model_type: str = "DhariwalUNet",
@@ -98,7 +100,8 @@ class Denoiser(nn.Module):
         if sigma.shape[0] == 1 and x.shape[0] != 1:
             sigma = sigma.expand(x.shape[0], 1, 1, 1)
         labels = self.check_labels(class_labels, x.shape[0])
-        dtype = torch.bfloat16 if (self.use_fp16 and not force_fp32 and x.device.type == "cuda") else torch.float32
+        bf16 = self.use_fp16 and not force_fp32 and (x.device.type == "cuda" or self.bf16_on_cpu)
+        dtype = torch.bfloat16 if bf16 else torch.float32
         c_skip, c_out, c_in, c_noise = self.coefficients(sigma)
         F_x = self.model((c_in * x).to(dtype), c_noise.flatten(), class_labels=labels, augment_labels=augment_labels)
         return c_skip * x + c_out * F_x.to(torch.float32)

@@ -16,13 +16,22 @@ ROOT = Path(__file__).resolve().parent.parent
 MINI_TEACHERS = {False: str(ROOT / "teachers" / "digits-uncond.safetensors"),
                  True: str(ROOT / "teachers" / "digits-cond.safetensors")}
 
-# NCSN++-style SongUNet for 8x8 digits (8 -> 4 -> 2), about 1.1M parameters.
+# NCSN++-style SongUNet for 8x8 digits (8 -> 4 -> 2), 1.78M parameters.
 MINI_ARCH = dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual", decoder_type="standard",
                  channel_mult_noise=2, resample_filter=[1, 3, 3, 1], model_channels=32, channel_mult=[1, 2, 2],
                  num_blocks=2, attn_resolutions=[4], dropout=0.0)
 SMOKE_ARCH = dict(MINI_ARCH, model_channels=16, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4])
 NCSNPP = dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual", decoder_type="standard",
               channel_mult_noise=2, resample_filter=[1, 3, 3, 1], model_channels=128, channel_mult=[2, 2, 2])
+# The generators' architectures (GDDPrecond init kwargs) at each width, for benchmarks: EDM's released
+# configurations (56.4M, 62.8M and 295.9M parameters) and the mini one.
+GENERATOR_CONFIGS = {
+    "mini": dict(img_resolution=8, img_channels=1, **MINI_ARCH),
+    "cifar10": dict(img_resolution=32, img_channels=3, dropout=0.0, **NCSNPP),
+    "64x64": dict(img_resolution=64, img_channels=3, dropout=0.0, **dict(NCSNPP, channel_mult=[1, 2, 2, 2])),
+    "imagenet-64": dict(img_resolution=64, img_channels=3, label_dim=1000, dropout=0.0, model_type="DhariwalUNet",
+                        model_channels=192, channel_mult=[1, 2, 3, 4]),
+}
 
 
 def _paper(backbones: str, batch: int, lr: float, d_lr: float, kimg: float, ema_kimg: float, conditional: bool,
@@ -63,9 +72,10 @@ for _name, _run in _PAPER_RUNS.items():
 for _cond, _suffix in ((False, ""), (True, "-cond")):
     PRESETS[f"digits{_suffix}-teacher"] = _mini_teacher(_cond)
     # Generator learning rates chosen by the sweeps in results/mini/sweep-*.json (40 kimg each, best FID):
-    # GDD 1e-5..3e-3 -> 1e-3; GDD-I 3e-5..1e-2 -> 3e-3. The instance baseline's rate is not swept.
-    PRESETS[f"digits{_suffix}-gdd"] = dict(_mini_student("gdd", _cond, 0), lr=1e-3)
-    PRESETS[f"digits{_suffix}-gddi"] = dict(_mini_student("gdd", _cond, 1), lr=3e-3)
+    # unconditional GDD 1e-5..3e-3 -> 1e-3, GDD-I 3e-5..1e-2 -> 3e-3; conditional GDD 3e-5..1e-3 -> 1e-4,
+    # GDD-I 1e-4..3e-3 -> 3e-4. The instance baseline's rate is not swept.
+    PRESETS[f"digits{_suffix}-gdd"] = dict(_mini_student("gdd", _cond, 0), lr=1e-4 if _cond else 1e-3)
+    PRESETS[f"digits{_suffix}-gddi"] = dict(_mini_student("gdd", _cond, 1), lr=3e-4 if _cond else 3e-3)
     PRESETS[f"digits{_suffix}-instance"] = dict(_mini_student("instance", _cond, 0), lr=3e-4)
 PRESETS["smoke-teacher"] = dict(_mini_teacher(False), arch=SMOKE_ARCH, batch=32, total_kimg=0.256, lr_rampup_kimg=0,
                                 snapshot_kimg=0.128, log_kimg=0.064)

@@ -137,3 +137,18 @@ def test_bad_architecture_arguments():
         build_network("EDMPrecond", **dict(TINY_SONG, model_type="Bogus"))
     with pytest.raises(ValueError, match="preconditioner"):
         build_network("Bogus", **TINY_SONG)
+
+
+def test_bf16_path_is_opt_in_on_cpu(tiny_net):
+    net = tiny_net("GDDPrecond")
+    z = torch.randn(2, 3, 8, 8)
+    reference = net.generate(z)
+    seen = []
+    hook = net.model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(args[0].dtype), with_kwargs=True)
+    net.use_fp16 = True  # as an EDM checkpoint may say: still fp32 on the CPU
+    assert torch.equal(net.generate(z), reference) and seen[-1] == torch.float32
+    net.bf16_on_cpu = True  # TrainConfig.bf16 on a CPU
+    out = net.generate(z)
+    hook.remove()
+    assert seen[-1] == torch.bfloat16 and out.dtype == torch.float32
+    assert not torch.equal(out, reference) and torch.allclose(out, reference, rtol=0.05, atol=0.05 * reference.abs().max().item())

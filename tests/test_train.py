@@ -18,7 +18,7 @@ from paperlib.discriminators import SmallDiscriminator
 from paperlib.freezing import apply_freezing, frozen_parameter_names
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_penalty
 from paperlib.presets import PRESETS, preset_config
-from paperlib.train import ConfigError, TrainConfig, ema_beta, train
+from paperlib.train import ConfigError, TrainConfig, ema_beta, ema_update, train
 from test_nets import CONFIGS, build_meta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,21 @@ FREEZE_TABLE = {  # shared/spec/freeze-summary.md: (frozen tensors, frozen param
     "cifar10-32x32-uncond-ddpmpp": {1: (144, 47_597_568), 2: (156, 48_781_824), 3: (196, 51_015_168)},
 }
 
+
+
+def test_ema_update_skips_frozen_parameters_without_changing_results(tiny_net):
+    net = tiny_net()
+    apply_freezing(net, 1)
+    ema = tiny_net()
+    ema.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+    expected = {n: e.detach().clone().lerp_(p.detach(), 0.25) for (n, e), p in zip(ema.named_parameters(), net.parameters())}
+    ema_update(ema, net, 0.75)
+    for name, e in ema.named_parameters():
+        assert torch.equal(e, expected[name]), name  # frozen: lerp of equal values is the value itself
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_freeze_level_1_equals_the_spec_lists(config):

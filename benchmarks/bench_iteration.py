@@ -1,0 +1,103 @@
+"""One full GDD iteration against one GDD-I iteration of the same preset, with peak memory.
+
+An iteration is what the training loop does per batch: the generator step, the discriminator step on fresh fakes,
+lazy R1 (every 16 iterations, so its cost is amortised by timing 16 consecutive iterations that contain one) and
+the EMA update; it runs the real ``paperlib.train`` objective. Widths: mini (small discriminator, batch 64) and
+CIFAR-10 (projected discriminator with random backbone weights, batch 8 on CPU). GDD-I freezes the paper's set
+(``paperlib.freezing`` level 1), so its frozen weights get no gradient, no optimizer state and no EMA work.
+
+    python benchmarks/bench_iteration.py [--widths mini,cifar10] [--device cpu|cuda] [--bf16] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+
+from common import machine, measure_in_child, peak_memory_mb, write_json
+
+SETTINGS = {"mini": dict(batch=64, discriminator="small", discriminator_kwargs={}),
+            "cifar10": dict(batch=8, discriminator="projected", discriminator_kwargs=dict(backbones="vgg16_bn+lite0"))}
+
+
+def run_iterations(width: str, freeze_level: int, device: str, bf16: bool, iterations: int, batch: int | None) -> dict:
+    """Build a random teacher at ``width``, then time ``iterations`` GDD iterations after one warm-up (child process)."""
+    import torch
+
+    from paperlib.checkpoints import save_network
+    from paperlib.precond import EDMPrecond
+    from paperlib.presets import GENERATOR_CONFIGS
+    from paperlib.train import DistInfo, GDDObjective, SharedNoise, TrainConfig, ema_update
+    import copy
+
+    warnings.simplefilter("ignore")  # random backbone weights are intended here
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    arch = GENERATOR_CONFIGS[width]
+    setting = dict(SETTINGS[width], **({"batch": batch} if batch else {}))
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher = f"{tmp}/teacher.safetensors"
+        save_network(EDMPrecond(**arch), teacher)
+        cfg = TrainConfig(objective="gdd", teacher=teacher, freeze_level=freeze_level, batch=setting["batch"],
+                          discriminator=setting["discriminator"], discriminator_kwargs=setting["discriminator_kwargs"],
+                          r1_gamma=1e-4, r1_interval=16, bf16=bf16, device=device)
+        objective = GDDObjective(cfg, DistInfo(), None, dev)
+    ema = copy.deepcopy(objective.net).eval().requires_grad_(False)
+    noise = SharedNoise(1, DistInfo(), dev)
+    shape = (cfg.batch, arch["img_channels"], arch["img_resolution"], arch["img_resolution"])
+    images = torch.rand(shape, device=dev) * 2 - 1
+    labels = torch.eye(arch["label_dim"], device=dev)[torch.arange(cfg.batch) % arch["label_dim"]] if arch.get("label_dim") else None
+
+    def iteration(k: int) -> None:
+        objective.step(k, k * cfg.batch, images, labels, noise)
+        ema_update(ema, objective.net, 0.999)
+
+    iteration(1)  # warm-up (no R1)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for k in range(1, iterations + 1):  # contains iteration 16: one lazy R1 per 16
+        iteration(k)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / iterations
+    trainable = sum(p.numel() for p in objective.net.parameters() if p.requires_grad)
+    return dict(width=width, method="GDD-I" if freeze_level else "GDD", batch=cfg.batch, seconds_per_iteration=seconds,
+                images_per_second=cfg.batch / seconds, trainable_params=trainable,
+                params=sum(p.numel() for p in objective.net.parameters()), peak_memory_mb=peak_memory_mb(dev))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", default="mini,cifar10")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="generator in bf16 (CUDA only, as the paper presets)")
+    parser.add_argument("--iterations", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=None, help="override the per-width batch")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    rows = []
+    print(f"{'width':<10}{'method':<8}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
+    for width in args.widths.split(","):
+        pair = {}
+        for level in (0, 1):
+            r = measure_in_child(run_iterations, width=width, freeze_level=level, device=args.device, bf16=args.bf16,
+                                 iterations=args.iterations, batch=args.batch)
+            rows.append(r)
+            if "error" in r:
+                print(f"{width:<10}{'GDD-I' if level else 'GDD':<8} failed: {r['error']}")
+                continue
+            pair[level] = r
+            print(f"{width:<10}{r['method']:<8}{r['batch']:>6}{r['seconds_per_iteration']:>9.3f}"
+                  f"{r['images_per_second']:>9.1f}{r['trainable_params']:>16,}{r['peak_memory_mb']:>10.0f}")
+        if len(pair) == 2:
+            print(f"{width}: GDD-I iteration is {pair[0]['seconds_per_iteration'] / pair[1]['seconds_per_iteration']:.2f}x "
+                  f"as fast as GDD")
+    write_json(args.out, dict(machine=machine(), device=args.device, bf16=args.bf16, rows=rows))
+
+
+if __name__ == "__main__":
+    main()
