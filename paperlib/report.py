@@ -114,6 +114,36 @@ def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, .
     return "\n\n".join(parts)
 
 
+def seeds_markdown(results: str | os.PathLike = "results", scale: str = "mini") -> str:
+    """Run-to-run spread: for each preset with extra-seed runs in ``<results>/<scale>/seeds/*.json`` (from
+    ``python -m paperlib sweep ... --seed N``), the FIDs of every seed beside the table's own run (seed 0), with
+    mean and sample standard deviation."""
+    import numpy as np
+
+    runs: dict[str, dict[str, dict]] = {}
+    for path in sorted(Path(results, scale, "seeds").glob("*.json")):
+        for r in json.loads(path.read_text()):
+            runs.setdefault(r["preset"], {})[f"seed {r['overrides'].get('seed', 0)}"] = r
+    for table in gather_tables(results, (scale,)):
+        for row in table["rows"]:
+            preset = Path(row.get("run_dir", "")).name
+            if preset in runs:
+                runs[preset]["seed 0 (table)"] = row
+    if not runs:
+        return ""
+    lines = ["| preset | lr | runs | FID (train) per run | mean ± sd | FID (held-out) per run | mean ± sd |",
+             "|---|---:|---:|---|---:|---|---:|"]
+    for preset, by_seed in sorted(runs.items()):
+        rows = [by_seed[k] for k in sorted(by_seed)]
+        lr = rows[0].get("lr") or rows[0].get("overrides", {}).get("lr")
+        cols = []
+        for key in ("fid", "fid_test"):
+            values = np.array([r[key] for r in rows])
+            cols += [", ".join(f"{v:.2f}" for v in values), f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"]
+        lines.append(f"| `{preset}` | {lr:g} | {len(rows)} | {cols[0]} | {cols[1]} | {cols[2]} | {cols[3]} |")
+    return "\n".join(lines)
+
+
 def save_table_png(table: dict, path: str | os.PathLike) -> Path:
     """Draw one FID table (its main columns) as a PNG with matplotlib."""
     import matplotlib.pyplot as plt
@@ -159,7 +189,8 @@ def update_readme(readme: str | os.PathLike, sections: dict[str, str]) -> list[s
 def write_report(results: str | os.PathLike = "results", figures: str | os.PathLike = "figures",
                  readme: str | os.PathLike | None = None, scales: tuple[str, ...] = ("mini", "paper")) -> dict:
     """Gather the tables of ``scales``, write ``figures/tables.md`` and one PNG per table, and (when ``readme`` is
-    given) refresh its results sections: one per table (``NAME`` = dataset-scale), 'sweep', 'claims' and 'layers'.
+    given) refresh its results sections: one per table (``NAME`` = dataset-scale), 'sweep', 'seeds', 'claims' and
+    'layers'.
     Returns dict(tables=..., markdown=..., pngs=[...])."""
     tables = gather_tables(results, scales)
     parts, pngs = [], []
@@ -180,6 +211,9 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
             sections["sweep"] = sweeps
         if layers:
             sections["layers"] = layers
+        seeds = seeds_markdown(results)
+        if seeds:
+            sections["seeds"] = seeds
         text = Path(readme).read_text()
         update_readme(readme, {k: v for k, v in sections.items() if f"<!-- results:{k} -->" in text})
     return dict(tables=tables, markdown=markdown, pngs=pngs)

@@ -102,3 +102,20 @@ def test_update_readme_and_sweeps(tmp_path):
     (tmp_path / "sweep-digits-gdd.json").write_text(json.dumps([result, dict(result, overrides=dict(lr=1e-4), fid=20.0)]))
     md = sweep_markdown(tmp_path)
     assert md.index("| 0.0001 | 20.00 |") < md.index("| 0.001 | 9.30 |")
+
+
+def test_seed_spread_table(tmp_path):
+    from paperlib.report import seeds_markdown
+
+    assert seeds_markdown(tmp_path) == ""
+    (tmp_path / "digits" / "mini").mkdir(parents=True)
+    table = dict(dataset="digits", scale="mini", eval_num=10, feature_net="f",
+                 rows=[dict(row="GDD (NFE 1)", kind="gdd", run_dir="runs/mini/digits/digits-gdd", lr=1e-3, fid=9.0,
+                            fid_test=15.0)])
+    (tmp_path / "digits" / "mini" / "table.json").write_text(json.dumps(table))
+    (tmp_path / "mini" / "seeds").mkdir(parents=True)
+    for seed, fid in ((1, 11.0), (2, 13.0)):
+        run = dict(preset="digits-gdd", overrides=dict(lr=1e-3, seed=seed), fid=fid, fid_test=fid + 6)
+        (tmp_path / "mini" / "seeds" / f"s{seed}.json").write_text(json.dumps([run]))
+    md = seeds_markdown(tmp_path)
+    assert "| `digits-gdd` | 0.001 | 3 | 9.00, 11.00, 13.00 | 11.00 ± 2.00 | 15.00, 17.00, 19.00 | 17.00 ± 2.00 |" in md
