@@ -295,15 +295,12 @@ def paper_plan(request: TableRequest) -> list[dict]:
 
 def _paper_rows(request: TableRequest) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    rows, train_seconds = [], {}
+    rows = []
     for step in paper_plan(request):
         output = Path(step["output"])
         if not output.exists():
-            started = time.perf_counter()
             print("[paperlib] " + " ".join(step["argv"]), flush=True)
             subprocess.run(step["argv"], check=True, env=env)
-            if step["kind"] == "train":
-                train_seconds[step["run_dir"]] = time.perf_counter() - started
         if step["kind"] == "train":
             continue
         row = dict(row=step["row"], kind=step["kind"], nfe=step["nfe"], checkpoint=step["checkpoint"],
@@ -311,8 +308,8 @@ def _paper_rows(request: TableRequest) -> list[dict]:
         if "run_dir" in step:
             config = json.loads((Path(step["run_dir"]) / "config.json").read_text())
             lines = (Path(step["run_dir"]) / "metrics.jsonl").read_text().splitlines()
-            row.update(kimg=json.loads(lines[-1])["kimg"] if lines else None,
-                       train_seconds=train_seconds.get(step["run_dir"]), freeze_level=config["freeze_level"])
+            last = json.loads(lines[-1]) if lines else {}
+            row.update(kimg=last.get("kimg"), train_seconds=last.get("train_seconds"), freeze_level=config["freeze_level"])
         rows.append(row)
     return rows
 

@@ -477,6 +477,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
             record = dict(nimg=cur_nimg, kimg=cur_nimg / 1000, **stats, ema_beta=beta,
                           sanitized_steps=objective.sanitized_steps,
                           images_per_sec=(cur_nimg - window["n"]) / max(now - window["t"], 1e-9),
+                          train_seconds=seconds_trained(),
                           peak_mem_mb=(torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0) / 2 ** 20)
             window.update(t=now, n=cur_nimg)
             if cb_n and (cur_nimg // cb_n > prev // cb_n or done):

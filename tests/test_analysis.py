@@ -139,6 +139,17 @@ def test_layer_study_end_to_end_and_bad_input(tmp_path, smoke_teacher):
         layer_study(smoke_teacher, {}, batch=1000, progress=False)
 
 
+def test_layer_study_reads_edm_pickles(tmp_path, smoke_teacher):
+    from edm_pickle import write_edm_pickle
+    from paperlib.checkpoints import load_network
+
+    teacher = load_network(smoke_teacher)
+    pkl = write_edm_pickle(teacher, tmp_path / "edm-digits.pkl")
+    from_pickle = layer_study(str(pkl), {}, num_sigmas=4, batch=8, progress=False)
+    from_file = layer_study(smoke_teacher, {}, num_sigmas=4, batch=8, progress=False)
+    assert np.array_equal(from_pickle["trained"].mean_abs, from_file["trained"].mean_abs)
+
+
 def test_sigma_grid_outside_the_network_range(tiny_net):
     ve = tiny_net("VEPrecond")  # sigma in [0.02, 100]
     with pytest.raises(AnalysisError, match=r"sigma grid \[0.002, 80\] lies outside this network's range \[0.02, 100\]"):

@@ -22,6 +22,8 @@ def test_train_and_evaluate_records_fid_during_training(tmp_path, smoke_teacher,
     assert result["nfe"] == 1 and result["kimg"] >= 0.32 and 0.5 < result["frozen_fraction"] < 0.9
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert sum("eval_fid" in l for l in lines) == 2
+    assert 0 < lines[0]["train_seconds"] < lines[-1]["train_seconds"] <= result["train_seconds"]
+    assert len(list((tmp_path / "run" / "progress").glob("kimg-*.npz"))) == 2  # sample grids over training
     assert json.loads((tmp_path / "run" / "result.json").read_text())["fid"] == result["fid"]
     again = train_and_evaluate("smoke-gddi", str(tmp_path / "run"), ext, reference, eval_num=100, teacher=smoke_teacher)
     assert again["fid"] == pytest.approx(result["fid"])  # a finished run is resumed, not retrained
