@@ -2,7 +2,8 @@
 
 Widths: the mini generator and the paper's (CIFAR-10 NCSN++ 56.4M, 64x64 NCSN++ 62.8M, ImageNet ADM 295.9M
 parameters), one-step evaluation at sigma = 80, training mode. Variants, compared in the same run: fp32, fp32
-channels-last, bf16 (paperlib's bf16 path, GroupNorm and softmax in fp32, as ``TrainConfig.bf16``). Each
+channels-last, bf16 (paperlib's bf16 path, GroupNorm and softmax in fp32, as ``TrainConfig.bf16``), and on
+request ``compile`` (torch.compile of the backbone; slow to build, so not in the default set). Each
 (width, variant) runs in its own process so its peak memory is its own. The authors' implementation measured
 0.96 s forward and 2.57 s forward+backward for CIFAR-10 at batch 8 on a 2-core CPU machine of this kind.
 
@@ -13,6 +14,7 @@ channels-last, bf16 (paperlib's bf16 path, GroupNorm and softmax in fp32, as ``T
 from __future__ import annotations
 
 import argparse
+import time
 
 from common import machine, measure_in_child, median_seconds, peak_memory_mb, write_json
 
@@ -38,6 +40,8 @@ def run_variant(width: str, variant: str, batch: int, repeats: int, device: str)
     labels = torch.eye(cfg["label_dim"], device=dev)[torch.arange(batch) % cfg["label_dim"]] if cfg.get("label_dim") else None
     if variant == "bf16":  # paperlib's bf16 path (TrainConfig.bf16): GroupNorm and softmax stay fp32
         net.use_fp16 = net.bf16_on_cpu = True
+    if variant == "compile":  # torch.compile of the backbone; the warm-up call pays for compiling
+        net.model.compile()
     sync = dev.type == "cuda"
 
     def forward():
@@ -48,11 +52,14 @@ def run_variant(width: str, variant: str, batch: int, repeats: int, device: str)
         net.zero_grad(set_to_none=True)
         net.generate(z, labels).square().mean().backward()
 
+    started = time.perf_counter()
     fwd = median_seconds(forward, repeats, sync=sync)
     fwd_bwd = median_seconds(forward_backward, repeats, sync=sync)
+    total = time.perf_counter() - started  # includes compiling, for the compile variant
     return dict(width=width, variant=variant, params=sum(p.numel() for p in net.parameters()), batch=batch,
                 forward_s=fwd, forward_backward_s=fwd_bwd, forward_ms_per_image=1e3 * fwd / batch,
-                forward_backward_ms_per_image=1e3 * fwd_bwd / batch, peak_memory_mb=peak_memory_mb(dev))
+                forward_backward_ms_per_image=1e3 * fwd_bwd / batch, peak_memory_mb=peak_memory_mb(dev),
+                total_seconds=total)
 
 
 def main() -> None:
