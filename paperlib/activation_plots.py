@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from paperlib.analysis import LayerActivations
+from paperlib.grids import save_figure
 
 
 def _sigma_ticks(ax, sigmas: np.ndarray, axis: str = "x", count: int = 6) -> None:
@@ -26,16 +27,6 @@ def _layer_ticks(ax, layers: list[str], every: int) -> None:
     ax.set_yticks(idx + 0.5, [layers[i] for i in idx], fontsize=6, rotation=0)
 
 
-def _save(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def plot_heatmaps(panels: dict[str, np.ndarray], layers: list[str], sigmas: np.ndarray, path: str | os.PathLike,
                   title: str, cbar: str) -> Path:
     """Side-by-side layers x sigma heatmaps (e.g. trained vs untrained), one colour scale [0, 1]."""
@@ -50,7 +41,7 @@ def plot_heatmaps(panels: dict[str, np.ndarray], layers: list[str], sigmas: np.n
         _layer_ticks(ax, layers, every)
         ax.set_title(name, fontsize=9)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_similarity(trained: LayerActivations, untrained: LayerActivations, noise_floor: np.ndarray,
@@ -81,7 +72,7 @@ def plot_similarity(trained: LayerActivations, untrained: LayerActivations, nois
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_generators(comparisons: dict[str, dict], sigmas: np.ndarray, path: str | os.PathLike, title: str) -> Path:
@@ -111,4 +102,4 @@ def plot_generators(comparisons: dict[str, dict], sigmas: np.ndarray, path: str 
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)

@@ -20,6 +20,7 @@ generator (GDD-I). Definitions (also stated in ``notebooks/layer_activation.ipyn
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,8 +220,6 @@ def randomised_copy(net: Denoiser, seed: int = 0) -> Denoiser:
 
     (EDM's own initialisation zeroes some output layers, which would make their activations exactly 0.)
     """
-    import copy
-
     out = copy.deepcopy(net)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

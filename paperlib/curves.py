@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperlib.grids import save_grid
+from paperlib.grids import save_figure, save_grid
 from paperlib.reported import FIGURE_1A
 
 CURVE_KEYS = ("fid", "fid_test", "precision", "recall", "memorisation")
@@ -55,7 +55,7 @@ def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def progress_grid(run_dir: str | os.PathLike, path: str | os.PathLike, title: str, count: int = 8) -> Path:
@@ -99,14 +99,5 @@ def plot_figure_1a(own_points: list[dict], path: str | os.PathLike) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     if own_points:
         ax.legend(fontsize=7, loc="upper right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path

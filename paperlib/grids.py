@@ -32,9 +32,16 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title:
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG (creating its folder), close it, and return the path."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
 

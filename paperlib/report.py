@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from paperlib.checkpoints import atomic_write_bytes
+from paperlib.grids import save_figure
 from paperlib.tables import to_markdown
 
 
@@ -159,11 +160,7 @@ def save_table_png(table: dict, path: str | os.PathLike) -> Path:
     grid.auto_set_column_width(list(range(len(columns))))
     ax.set_title(f"{table['dataset']}, {table['scale']} scale: {table['eval_num']} samples, {table['feature_net']}",
                  fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130)
 
 
 def _cell(value) -> str:
