@@ -100,4 +100,3 @@ def plot_figure_1a(own_points: list[dict], path: str | os.PathLike) -> Path:
     if own_points:
         ax.legend(fontsize=7, loc="upper right")
     return save_figure(fig, path)
-
