@@ -28,9 +28,11 @@ def run_variant(width: str, variant: str, batch: int, repeats: int, device: str)
 
     from paperlib.precond import GDDPrecond
     from paperlib.presets import GENERATOR_CONFIGS
+    from paperlib.train import configure_backends
 
     torch.manual_seed(0)
     dev = torch.device(device)
+    configure_backends(dev)  # TF32 off, cuDNN autotuning on (CUDA), as training
     cfg = GENERATOR_CONFIGS[width]
     net = GDDPrecond(**cfg).to(dev).train()
     fmt = torch.channels_last if variant == "channels_last" else torch.contiguous_format

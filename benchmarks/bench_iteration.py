@@ -6,7 +6,11 @@ the EMA update; it runs the real ``paperlib.train`` objective. Widths: mini (sma
 CIFAR-10 (projected discriminator with random backbone weights, batch 8 on CPU). GDD-I freezes the paper's set
 (``paperlib.freezing`` level 1), so its frozen weights get no gradient, no optimizer state and no EMA work.
 
-    python benchmarks/bench_iteration.py [--widths mini,cifar10] [--device cpu|cuda] [--bf16] [--out FILE.json]
+Speed options of ``TrainConfig`` can be switched on for both methods: ``--tf32`` (CUDA), ``--channels-last`` and
+``--compile`` (the generator's backbone; the warm-up iteration pays for compiling and is not timed).
+
+    python benchmarks/bench_iteration.py [--widths mini,cifar10] [--methods gdd,gdd-i] [--device cpu|cuda] [--bf16]
+        [--tf32] [--channels-last] [--compile] [--batch B] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -22,19 +26,21 @@ SETTINGS = {"mini": dict(batch=64, discriminator="small", discriminator_kwargs={
             "cifar10": dict(batch=8, discriminator="projected", discriminator_kwargs=dict(backbones="vgg16_bn+lite0"))}
 
 
-def run_iterations(width: str, freeze_level: int, device: str, bf16: bool, iterations: int, batch: int | None) -> dict:
+def run_iterations(width: str, freeze_level: int, device: str, iterations: int, batch: int | None, options: dict) -> dict:
     """Build a random teacher at ``width``, then time ``iterations`` GDD iterations after one warm-up (child process)."""
     import torch
 
     from paperlib.checkpoints import save_network
     from paperlib.precond import EDMPrecond
     from paperlib.presets import GENERATOR_CONFIGS
-    from paperlib.train import DistInfo, GDDObjective, SharedNoise, TrainConfig, ema_update
+    from paperlib.train import DistInfo, GDDObjective, SharedNoise, TrainConfig, configure_backends, ema_update, speed_up
     import copy
 
     warnings.simplefilter("ignore")  # random backbone weights are intended here
+    t0 = time.perf_counter()
     torch.manual_seed(0)
     dev = torch.device(device)
+    configure_backends(dev, options.get("tf32", False))
     arch = GENERATOR_CONFIGS[width]
     setting = dict(SETTINGS[width], **({"batch": batch} if batch else {}))
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,29 +48,38 @@ def run_iterations(width: str, freeze_level: int, device: str, bf16: bool, itera
         save_network(EDMPrecond(**arch), teacher)
         cfg = TrainConfig(objective="gdd", teacher=teacher, freeze_level=freeze_level, batch=setting["batch"],
                           discriminator=setting["discriminator"], discriminator_kwargs=setting["discriminator_kwargs"],
-                          r1_gamma=1e-4, r1_interval=16, bf16=bf16, device=device)
+                          r1_gamma=1e-4, r1_interval=16, device=device, **options)
         objective = GDDObjective(cfg, DistInfo(), None, dev)
     ema = copy.deepcopy(objective.net).eval().requires_grad_(False)
+    speed_up(objective, cfg)
     noise = SharedNoise(1, DistInfo(), dev)
     shape = (cfg.batch, arch["img_channels"], arch["img_resolution"], arch["img_resolution"])
     images = torch.rand(shape, device=dev) * 2 - 1
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.eye(arch["label_dim"], device=dev)[torch.arange(cfg.batch) % arch["label_dim"]] if arch.get("label_dim") else None
 
     def iteration(k: int) -> None:
         objective.step(k, k * cfg.batch, images, labels, noise)
         ema_update(ema, objective.net, 0.999)
 
-    iteration(1)  # warm-up (no R1)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    def synchronize() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    print(f"  {width} level {freeze_level}: set up in {time.perf_counter() - t0:.1f}s", flush=True)
+    t0 = time.perf_counter()
+    iteration(1)  # warm-up (no R1; cuDNN autotuning on CUDA, compiling when --compile)
+    iteration(16)  # and the R1 shapes
+    synchronize()
+    print(f"  {width} level {freeze_level}: warm-up in {time.perf_counter() - t0:.1f}s", flush=True)
     start = time.perf_counter()
     for k in range(1, iterations + 1):  # contains iteration 16: one lazy R1 per 16
         iteration(k)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize()
     seconds = (time.perf_counter() - start) / iterations
     trainable = sum(p.numel() for p in objective.net.parameters() if p.requires_grad)
-    return dict(width=width, method="GDD-I" if freeze_level else "GDD", batch=cfg.batch, seconds_per_iteration=seconds,
+    return dict(width=width, method="GDD-I" if freeze_level else "GDD", options=options, batch=cfg.batch, seconds_per_iteration=seconds,
                 images_per_second=cfg.batch / seconds, trainable_params=trainable,
                 params=sum(p.numel() for p in objective.net.parameters()), peak_memory_mb=peak_memory_mb(dev))
 
@@ -73,19 +88,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", default="mini,cifar10")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--bf16", action="store_true", help="generator in bf16 (CUDA only, as the paper presets)")
+    parser.add_argument("--methods", default="gdd,gdd-i", help="gdd (freeze level 0) and/or gdd-i (level 1)")
+    parser.add_argument("--bf16", action="store_true", help="generator in bf16 (as the paper presets on CUDA)")
+    parser.add_argument("--tf32", action="store_true", help="TF32 for fp32 convolutions and matmuls (CUDA)")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the generator's backbone")
     parser.add_argument("--iterations", type=int, default=16)
     parser.add_argument("--batch", type=int, default=None, help="override the per-width batch")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
+    options = dict(bf16=args.bf16, tf32=args.tf32, channels_last=args.channels_last, compile=args.compile)
+    levels = [{"gdd": 0, "gdd-i": 1}[m] for m in args.methods.split(",")]
     rows = []
+    print(f"options: {options}")
     print(f"{'width':<10}{'method':<8}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
     for width in args.widths.split(","):
         pair = {}
-        for level in (0, 1):
-            r = measure_in_child(run_iterations, width=width, freeze_level=level, device=args.device, bf16=args.bf16,
-                                 iterations=args.iterations, batch=args.batch)
+        for level in levels:
+            r = measure_in_child(run_iterations, width=width, freeze_level=level, device=args.device,
+                                 iterations=args.iterations, batch=args.batch, options=options)
             rows.append(r)
             if "error" in r:
                 print(f"{width:<10}{'GDD-I' if level else 'GDD':<8} failed: {r['error']}")
@@ -96,7 +118,7 @@ def main() -> None:
         if len(pair) == 2:
             print(f"{width}: GDD-I iteration is {pair[0]['seconds_per_iteration'] / pair[1]['seconds_per_iteration']:.2f}x "
                   f"as fast as GDD")
-    write_json(args.out, dict(machine=machine(), device=args.device, bf16=args.bf16, rows=rows))
+    write_json(args.out, dict(machine=machine(), device=args.device, options=options, rows=rows))
 
 
 if __name__ == "__main__":

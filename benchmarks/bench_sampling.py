@@ -21,9 +21,11 @@ def run_sampler(width: str, steps: int | None, batch: int, device: str, repeats:
     from paperlib.diffusion import generate
     from paperlib.precond import EDMPrecond, GDDPrecond
     from paperlib.presets import GENERATOR_CONFIGS
+    from paperlib.train import configure_backends
 
     torch.manual_seed(0)
     dev = torch.device(device)
+    configure_backends(dev)  # TF32 off, cuDNN autotuning on (CUDA), as training
     arch = GENERATOR_CONFIGS[width]
     net = (GDDPrecond if steps is None else EDMPrecond)(**arch).to(dev).eval()
     seeds = list(range(batch))

@@ -75,6 +75,8 @@ class TrainConfig:
     device: str = "auto"                       # auto | cpu | cuda
     bf16: bool = False                         # generator in bfloat16 (GroupNorm/softmax stay fp32); CPU: opt-in
     channels_last: bool = False
+    tf32: bool = False                         # CUDA: TF32 for fp32 convolutions and matmuls (off, as the reference)
+    compile: bool = False                      # torch.compile the trained network's backbone (slow to build)
     num_workers: int = 2                       # data-loading workers for folder datasets
 
     @classmethod
@@ -114,6 +116,26 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, beta: float) -> None:
         torch._foreach_lerp_([e for e, _ in pairs], [p.detach() for _, p in pairs], 1 - beta)
 
 
+def configure_backends(device: torch.device, tf32: bool = False) -> None:
+    """CUDA math as the reference sets it: cuDNN autotuning on and TF32 off unless ``tf32`` (PyTorch's own default
+    allows TF32 in cuDNN convolutions, which would change the discriminator's numbers). Nothing to do on CPU."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def speed_up(objective: "Objective", cfg: TrainConfig) -> None:
+    """Layout and compilation choices that keep the step's maths: channels-last for every module, and
+    torch.compile of the trained network's backbone (not of D, whose R1 term needs double backward, which compiled
+    graphs do not support). Call after the EMA copy is taken: the EMA stays an ordinary module."""
+    if cfg.channels_last:
+        for module in objective.modules().values():
+            module.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        objective.net.model.compile()
+
+
 @dataclass
 class DistInfo:
     rank: int = 0
@@ -136,14 +158,22 @@ def init_distributed(device_kind: str) -> DistInfo:
 
 
 class Optimizer:
-    """An Adam optimizer with the loop's gradient handling: cross-rank averaging and NaN/inf sanitising."""
+    """An Adam optimizer with the loop's gradient handling: cross-rank averaging and NaN/inf sanitising.
+
+    Nothing in ``step`` waits for the device: non-finite steps are counted in a device tensor (read when logging)
+    and sanitising always runs, since it leaves finite values unchanged. Adam is fused on CUDA."""
 
     def __init__(self, params, lr: float, betas, dist_info: DistInfo, eps: float = 1e-8):
         self.params = [p for p in params if p.requires_grad]
         fused = bool(self.params) and self.params[0].is_cuda
         self.adam = torch.optim.Adam(self.params, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None)
         self.dist = dist_info
-        self.sanitized_steps = 0
+        self._sanitized = torch.zeros((), dtype=torch.long, device=self.params[0].device if self.params else None)
+
+    @property
+    def sanitized_steps(self) -> int:
+        """Steps whose gradients held NaN or inf (reading it waits for the device)."""
+        return int(self._sanitized)
 
     def step(self, loss: torch.Tensor, lr: float | None = None) -> None:
         for p in self.params:
@@ -151,16 +181,16 @@ class Optimizer:
         loss.backward()
         if not self.params:
             return
-        # One flat buffer: a single all-reduce across ranks and a single finiteness check (one device sync).
+        # One flat buffer: a single all-reduce across ranks and a single finiteness check.
         flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in self.params])
         if self.dist.enabled:
             dist.all_reduce(flat)
             flat /= self.dist.world
-        if not bool(torch.isfinite(flat).all()):
-            self.sanitized_steps += 1  # as the reference: NaN -> 0, +-inf -> +-1e5
-            flat = torch.nan_to_num(flat, nan=0.0, posinf=1e5, neginf=-1e5)
+        self._sanitized += torch.logical_not(torch.isfinite(flat).all())
+        flat.nan_to_num_(nan=0.0, posinf=1e5, neginf=-1e5)  # as the reference: NaN -> 0, +-inf -> +-1e5
         for p, g in zip(self.params, flat.split([p.numel() for p in self.params])):
-            p.grad = g.view_as(p)
+            # A channels-last weight needs a gradient of its own strides (the fused CUDA Adam checks them).
+            p.grad = g.view_as(p) if p.is_contiguous() else torch.empty_like(p).copy_(g.view(p.shape))
         if lr is not None:
             for group in self.adam.param_groups:
                 group["lr"] = lr
@@ -171,7 +201,7 @@ class Optimizer:
 
     def load_state_dict(self, state: dict) -> None:
         self.adam.load_state_dict(state["adam"])
-        self.sanitized_steps = int(state["sanitized_steps"])
+        self._sanitized.fill_(int(state["sanitized_steps"]))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -185,6 +215,7 @@ class Objective:
         self.info: dict = {}
 
     def step(self, batch_idx: int, cur_nimg: int, images, labels, noise: Callable) -> dict:
+        """One training step; returns its losses as 0-d device tensors (the loop reads them only when logging)."""
         raise NotImplementedError
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -211,7 +242,7 @@ class EDMObjective(Objective):
         loss = edm_loss(self.net, images, labels, sigma, n, self.cfg.sigma_data).mean()
         rampup = min(cur_nimg / max(self.cfg.lr_rampup_kimg * 1000, 1e-8), 1) if self.cfg.lr_rampup_kimg else 1
         self.optimizers["net"].step(loss, lr=self.cfg.lr * rampup)
-        return dict(loss=loss.item())
+        return dict(loss=loss.detach())
 
 
 def build_student(cfg: TrainConfig, device) -> tuple[torch.nn.Module, dict]:
@@ -260,14 +291,14 @@ class GDDObjective(Objective):
         logits_real = self.D(images, labels)
         loss_d = discriminator_loss(logits_real, logits_fake, cfg.gan_loss)
         self.optimizers["D"].step(loss_d)
-        out = dict(loss_G=loss_g.item(), loss_D=loss_d.item(),
-                   logits_real=torch.cat([l.flatten() for l in logits_real]).mean().item(),
-                   logits_fake=torch.cat([l.flatten() for l in logits_fake]).mean().item())
+        out = dict(loss_G=loss_g.detach(), loss_D=loss_d.detach(),
+                   logits_real=torch.cat([l.detach().flatten() for l in logits_real]).mean(),
+                   logits_fake=torch.cat([l.detach().flatten() for l in logits_fake]).mean())
         # Lazy R1 on real images, never at iteration 0.
         if cfg.r1_gamma > 0 and batch_idx != 0 and batch_idx % cfg.r1_interval == 0:
             loss_r1 = r1_loss(self.D, images, labels, cfg.r1_gamma, cfg.r1_interval)
             self.optimizers["D"].step(loss_r1)
-            out["loss_R1"] = loss_r1.item()
+            out["loss_R1"] = loss_r1.detach()
         return out
 
 
@@ -286,7 +317,7 @@ class InstanceObjective(Objective):
             target = edm_sampler(self.teacher, z, labels, num_steps=self.cfg.instance_steps).float()
         loss = instance_loss(self.net.generate(z, labels), target, self.cfg.instance_loss)
         self.optimizers["G"].step(loss)
-        return dict(loss=loss.item())
+        return dict(loss=loss.detach())
 
 
 OBJECTIVE_CLASSES = {"edm": EDMObjective, "gdd": GDDObjective, "instance": InstanceObjective}
@@ -382,6 +413,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     if device.type == "cuda":
         device = torch.device("cuda", dinfo.local_rank)
         torch.cuda.set_device(device)
+    configure_backends(device, cfg.tf32)
     run_dir = Path(cfg.run_dir)
     existing = _state_paths(run_dir)
     if existing and not resume:
@@ -402,10 +434,8 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         dataset.check_compatible(net)
     except DatasetError as exc:
         raise ConfigError(f"teacher {cfg.teacher} does not fit the dataset: {exc}") from None
-    if cfg.channels_last:
-        for module in objective.modules().values():
-            module.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
+    speed_up(objective, cfg)
     noise = SharedNoise(cfg.seed + 1, dinfo, device)
     cur_nimg = batch_idx = 0
     trained_seconds = 0.0  # wall time spent training, over every resumed part, callbacks excluded
@@ -466,13 +496,14 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         labels = labels if net.label_dim else None
         if cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        stats = objective.step(batch_idx, cur_nimg, images, labels, noise)
+        stats = objective.step(batch_idx, cur_nimg, images, labels, noise)  # device tensors: no sync here
         beta = ema_beta(cfg.batch, cur_nimg, cfg.ema_kimg, cfg.ema_rampup)
         ema_update(ema, net, beta)
         prev, cur_nimg, batch_idx = cur_nimg, cur_nimg + cfg.batch, batch_idx + 1
         bar.update(min(cur_nimg, total) - min(prev, total))
         done = cur_nimg >= total
         if is_main and (cur_nimg // log_n > prev // log_n or done or (cb_n and cur_nimg // cb_n > prev // cb_n)):
+            stats = {k: float(v) for k, v in stats.items()}
             now = time.perf_counter()
             record = dict(nimg=cur_nimg, kimg=cur_nimg / 1000, **stats, ema_beta=beta,
                           sanitized_steps=objective.sanitized_steps,

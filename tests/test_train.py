@@ -260,3 +260,39 @@ def test_non_finite_gradients_are_sanitised_and_counted():
     assert p.grad.tolist() == [0.0, 1e5, 1.0]
     opt.step(p.sum())
     assert opt.sanitized_steps == 1
+
+
+def test_channels_last_weights_get_gradients_of_their_own_strides():
+    from paperlib.train import DistInfo, Optimizer
+
+    conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    opt = Optimizer(conv.parameters(), lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
+    reference = conv.weight.detach().clone()
+    opt.step(conv(torch.randn(2, 3, 5, 5)).square().mean())
+    assert conv.weight.grad.stride() == conv.weight.stride() and not conv.weight.is_contiguous()
+    assert not torch.equal(conv.weight, reference)
+
+
+@pytest.mark.parametrize("option", ["channels_last", "compile"])
+def test_speed_options_train_to_the_same_weights(tmp_path, smoke_teacher, option):
+    """Channels-last layout and a compiled backbone change the speed, not the maths (to fp32 rounding)."""
+    nets = {}
+    for on in (False, True):
+        run = tmp_path / f"{option}-{on}"
+        train(preset_config("smoke-gdd", run_dir=str(run), teacher=smoke_teacher, total_kimg=0.064, **{option: on}),
+              progress=False)
+        nets[on] = load_network(run / "network.safetensors").state_dict()
+    assert nets[True].keys() == nets[False].keys()
+    assert max((nets[True][k] - nets[False][k]).abs().max().item() for k in nets[True]) < 1e-5
+
+
+def test_speed_up_compiles_the_trained_backbone_only(smoke_teacher):
+    from paperlib.train import DistInfo, GDDObjective, speed_up
+
+    cfg = preset_config("smoke-gdd", teacher=smoke_teacher, compile=True, channels_last=True)
+    objective = GDDObjective(cfg, DistInfo(), None, torch.device("cpu"))
+    speed_up(objective, cfg)
+    assert objective.net.model._compiled_call_impl is not None  # D is not compiled: R1 needs double backward
+    assert objective.D._compiled_call_impl is None
+    weights = [p for m in objective.modules().values() for p in m.parameters() if p.ndim == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
