@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from common import machine, measure_in_child, write_json
+from common import machine, measure_row, write_json
 
 GPU_CONSUMPTION = 83.6  # img/s of the CIFAR-10 GDD-I preset on one H200 (results/iteration-cifar10-h200.json)
 
@@ -62,10 +62,9 @@ def main() -> None:
             labels = rng.integers(0, 10, size=args.images)
             path = str(write_image_zip(f"{tmp}/data-{resolution}.zip", images, labels))
             for workers in (int(w) for w in args.workers.split(",")):
-                r = measure_in_child(run_loader, path=path, workers=workers, batch=args.batch, batches=args.batches)
-                rows.append(r)
-                if "error" in r:
-                    print(f"{resolution:<12}{workers:>8} failed: {r['error']}")
+                r = measure_row(rows, f"{resolution:<12}{workers:>8}", run_loader, path=path, workers=workers,
+                                batch=args.batch, batches=args.batches)
+                if r is None:
                     continue
                 print(f"{resolution:<12}{workers:>8}{r['images_per_second']:>10.0f}"
                       f"{r['images_per_second'] / GPU_CONSUMPTION:>10.1f}x")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import machine, measure_in_child, median_seconds, peak_memory_mb, write_json
+from common import machine, measure_row, median_seconds, peak_memory_mb, write_json
 
 REFERENCE_CIFAR_BATCH8 = {"forward": 0.96, "forward_backward": 2.57}  # seconds, authors' code, 2-core CPU
 VARIANTS = ("fp32", "channels_last", "bf16")
@@ -73,17 +73,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    unknown = sorted(set(args.variants.split(",")) - {*VARIANTS, "compile"})
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; expected some of {[*VARIANTS, 'compile']}")
 
     rows = []
     print(f"{'width':<12}{'variant':<15}{'params':>13}{'fwd s/batch':>13}{'fwd+bwd s/batch':>17}"
           f"{'fwd ms/img':>12}{'fwd+bwd ms/img':>16}{'peak MiB':>10}")
     for width in args.widths.split(","):
         for variant in args.variants.split(","):
-            r = measure_in_child(run_variant, width=width, variant=variant, batch=args.batch, repeats=args.repeats,
-                                 device=args.device)
-            rows.append(r)
-            if "error" in r:
-                print(f"{width:<12}{variant:<15} failed: {r['error']}")
+            r = measure_row(rows, f"{width:<12}{variant:<15}", run_variant, width=width, variant=variant,
+                            batch=args.batch, repeats=args.repeats, device=args.device)
+            if r is None:
                 continue
             print(f"{width:<12}{variant:<15}{r['params']:>13,}{r['forward_s']:>13.3f}{r['forward_backward_s']:>17.3f}"
                   f"{r['forward_ms_per_image']:>12.1f}{r['forward_backward_ms_per_image']:>16.1f}{r['peak_memory_mb']:>10.0f}")

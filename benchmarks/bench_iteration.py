@@ -20,7 +20,7 @@ import tempfile
 import time
 import warnings
 
-from common import machine, measure_in_child, peak_memory_mb, write_json
+from common import machine, measure_row, peak_memory_mb, write_json
 
 SETTINGS = {"mini": dict(batch=64, discriminator="small", discriminator_kwargs={}),
             "cifar10": dict(batch=8, discriminator="projected", discriminator_kwargs=dict(backbones="vgg16_bn+lite0"))}
@@ -99,18 +99,20 @@ def main() -> None:
     args = parser.parse_args()
 
     options = dict(bf16=args.bf16, tf32=args.tf32, channels_last=args.channels_last, compile=args.compile)
-    levels = [{"gdd": 0, "gdd-i": 1}[m] for m in args.methods.split(",")]
+    methods = args.methods.split(",")
+    if not set(methods) <= {"gdd", "gdd-i"}:
+        parser.error(f"--methods {args.methods!r}: expected gdd and/or gdd-i, comma-separated")
+    levels = [{"gdd": 0, "gdd-i": 1}[m] for m in methods]
     rows = []
     print(f"options: {options}")
     print(f"{'width':<10}{'method':<8}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
     for width in args.widths.split(","):
         pair = {}
         for level in levels:
-            r = measure_in_child(run_iterations, width=width, freeze_level=level, device=args.device,
-                                 iterations=args.iterations, batch=args.batch, options=options)
-            rows.append(r)
-            if "error" in r:
-                print(f"{width:<10}{'GDD-I' if level else 'GDD':<8} failed: {r['error']}")
+            r = measure_row(rows, f"{width:<10}{'GDD-I' if level else 'GDD':<8}", run_iterations, width=width,
+                            freeze_level=level, device=args.device, iterations=args.iterations, batch=args.batch,
+                            options=options)
+            if r is None:
                 continue
             pair[level] = r
             print(f"{width:<10}{r['method']:<8}{r['batch']:>6}{r['seconds_per_iteration']:>9.3f}"

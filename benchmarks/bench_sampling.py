@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import machine, measure_in_child, peak_memory_mb, write_json
+from common import machine, measure_row, peak_memory_mb, write_json
 
 
 def run_sampler(width: str, steps: int | None, batch: int, device: str, repeats: int) -> dict:
@@ -54,11 +54,9 @@ def main() -> None:
     for width in args.widths.split(","):
         pair = []
         for steps, repeats in ((None, args.repeats), (18, 1)):
-            r = measure_in_child(run_sampler, width=width, steps=steps, batch=args.batch, device=args.device,
-                                 repeats=repeats)
-            rows.append(r)
-            if "error" in r:
-                print(f"{width:<10} failed: {r['error']}")
+            r = measure_row(rows, f"{width:<10}", run_sampler, width=width, steps=steps, batch=args.batch,
+                            device=args.device, repeats=repeats)
+            if r is None:
                 continue
             pair.append(r)
             print(f"{width:<10}{r['sampler']:<14}{r['images_per_second']:>10.1f}{r['peak_memory_mb']:>10.0f}")

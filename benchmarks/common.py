@@ -63,6 +63,17 @@ def measure_in_child(fn: Callable[..., dict], **kwargs) -> dict:
     return value if status == "ok" else dict(error=value)
 
 
+def measure_row(rows: list, label: str, fn: Callable[..., dict], **kwargs) -> dict | None:
+    """``measure_in_child(fn, **kwargs)``, appended to ``rows`` (failures too, so the JSON records them); on failure
+    prints ``label failed: why`` and returns None."""
+    result = measure_in_child(fn, **kwargs)
+    rows.append(result)
+    if "error" in result:
+        print(f"{label} failed: {result['error']}")
+        return None
+    return result
+
+
 def machine() -> dict:
     """Facts that make a figure interpretable: CPU/GPU, threads, torch version."""
     info = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
