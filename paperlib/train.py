@@ -337,9 +337,9 @@ class BatchStream:
         self.local = batch // dist_info.world
         self.num_workers = num_workers
         self._perm_epoch, self._perm = -1, None
-        if isinstance(dataset, InMemoryDataset):
-            self.images = torch.stack([dataset[i][0] for i in range(len(dataset))])
-            self.labels = torch.stack([dataset.onehot(i) for i in range(len(dataset))])
+        if isinstance(dataset, InMemoryDataset):  # small: kept on the device, so a batch is an index, not a copy
+            self.images = torch.stack([dataset[i][0] for i in range(len(dataset))]).to(device)
+            self.labels = torch.stack([dataset.onehot(i) for i in range(len(dataset))]).to(device)
 
     def _indices(self, k: int) -> list[int]:
         n = len(self.dataset)
@@ -357,8 +357,8 @@ class BatchStream:
         if isinstance(self.dataset, InMemoryDataset):
             k = start
             while True:
-                idx = torch.tensor(self._indices(k))
-                yield self.images[idx].to(self.device), self.labels[idx].to(self.device)
+                idx = torch.tensor(self._indices(k)).to(self.device, non_blocking=True)
+                yield self.images[idx], self.labels[idx]
                 k += 1
         else:
             sampler = (self._indices(k) for k in _count(start))
