@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from paperlib.experiments import EVAL_KEYS
 from paperlib.grids import save_figure, save_grid
 from paperlib.reported import FIGURE_1A
-
-CURVE_KEYS = ("fid", "fid_test", "precision", "recall", "memorisation")
 
 
 def load_curve(run_dir: str | os.PathLike) -> dict[str, list[float]]:
@@ -24,7 +23,7 @@ def load_curve(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     records = [r for r in records if "eval_fid" in r]
     curve = {"kimg": [r["kimg"] for r in records]}
-    for key in CURVE_KEYS:
+    for key in EVAL_KEYS:
         curve[key] = [r.get(f"eval_{key}", float("nan")) for r in records]
     return curve
 

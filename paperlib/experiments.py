@@ -18,6 +18,8 @@ from paperlib.train import train
 
 
 PROGRESS_SEEDS = range(32)  # the same seeds as the final sample grids, so grids over training compare
+# Metrics that fid_callback logs during training, each as 'eval_<key>' (read back by paperlib.curves).
+EVAL_KEYS = ("fid", "fid_test", "precision", "recall", "memorisation")
 
 
 def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress_dir: str | Path | None = None) -> Callable:
@@ -33,7 +35,7 @@ def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress_d
             buf = io.BytesIO()
             np.savez(buf, images=images, kimg=kimg)
             atomic_write_bytes(Path(progress_dir) / f"kimg-{round(kimg * 1000):09d}.npz", buf.getvalue())
-        return {f"eval_{k}": v for k, v in result.items() if k in ("fid", "fid_test", "precision", "recall", "memorisation")}
+        return {f"eval_{k}": v for k, v in result.items() if k in EVAL_KEYS}
     return callback
 
 

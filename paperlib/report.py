@@ -9,6 +9,9 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+
+from paperlib.analysis import verdict
 from paperlib.checkpoints import atomic_write_bytes
 from paperlib.grids import save_figure
 from paperlib.tables import to_markdown
@@ -105,8 +108,6 @@ def sweep_markdown(sweep_dir: str | os.PathLike = "results/mini") -> str:
 
 def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, ...] = ("mini", "paper")) -> str:
     """The verdict of every ``<dataset>/<scale>/layer_activation.json`` (``notebooks/layer_activation.ipynb``)."""
-    from paperlib.analysis import verdict
-
     parts = []
     for path in sorted(Path(results).glob("*/*/layer_activation.json")):
         dataset, scale = path.parent.parent.name, path.parent.name
@@ -119,8 +120,6 @@ def seeds_markdown(results: str | os.PathLike = "results", scale: str = "mini") 
     """Run-to-run spread: for each preset with extra-seed runs in ``<results>/<scale>/seeds/*.json`` (from
     ``python -m paperlib sweep ... --seed N``), the FIDs of every seed beside the table's own run (seed 0), with
     mean and sample standard deviation."""
-    import numpy as np
-
     runs: dict[str, dict[str, dict]] = {}
     for path in sorted(Path(results, scale, "seeds").glob("*.json")):
         for r in json.loads(path.read_text()):
@@ -190,20 +189,22 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
     'layers'.
     Returns dict(tables=..., markdown=..., pngs=[...])."""
     tables = gather_tables(results, scales)
-    parts, pngs = [], []
+    table_markdown, parts, pngs = {}, [], []  # table_markdown: also the README's per-table sections
     for table in tables:
         name = f"{table['dataset']}-{table['scale']}"
-        parts.append(f"### {table['dataset']} ({table['scale']} scale)\n\n" + to_markdown(table))
+        table_markdown[name] = to_markdown(table)
+        parts.append(f"### {table['dataset']} ({table['scale']} scale)\n\n" + table_markdown[name])
         pngs.append(str(save_table_png(table, Path(figures) / f"table_{name}.png")))
     sweeps = sweep_markdown(Path(results) / "mini")
     layers = layers_markdown(results, scales)
+    claims_text = claims_markdown(tables)
     markdown = "\n\n".join(parts + ([f"### Learning-rate sweeps\n\n{sweeps}"] if sweeps else [])
-                           + ["### The paper's claims at these scales\n\n" + claims_markdown(tables)]
+                           + ["### The paper's claims at these scales\n\n" + claims_text]
                            + ([f"### Layer activation versus noise level\n\n{layers}"] if layers else []))
     atomic_write_bytes(Path(figures) / "tables.md", markdown.encode())
     if readme is not None:
-        sections = {f"{t['dataset']}-{t['scale']}": to_markdown(t) for t in tables}
-        sections["claims"] = claims_markdown(tables)
+        sections = dict(table_markdown)
+        sections["claims"] = claims_text
         if sweeps:
             sections["sweep"] = sweeps
         if layers:
