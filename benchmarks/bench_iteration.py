@@ -7,10 +7,13 @@ CIFAR-10 (projected discriminator with random backbone weights, batch 8 on CPU).
 (``paperlib.freezing`` level 1), so its frozen weights get no gradient, no optimizer state and no EMA work.
 
 Speed options of ``TrainConfig`` can be switched on for both methods: ``--tf32`` (CUDA), ``--channels-last`` and
-``--compile`` (the generator's backbone; the warm-up iteration pays for compiling and is not timed).
+``--compile`` (the generator's backbone; the warm-up iteration pays for compiling and is not timed). ``--modes
+faithful,fast`` measures each method also with the opt-in fast projected discriminator (``fast_d``: bf16 feature
+networks, channels-last, compiled on CUDA, TF32). ``--in-process`` runs every row in this process (one cuDNN
+autotuning for all rows, which share shapes; peak memory is reset per row), for short GPU leases.
 
-    python benchmarks/bench_iteration.py [--widths mini,cifar10] [--methods gdd,gdd-i] [--device cpu|cuda] [--bf16]
-        [--tf32] [--channels-last] [--compile] [--batch B] [--out FILE.json]
+    python benchmarks/bench_iteration.py [--widths mini,cifar10] [--methods gdd,gdd-i] [--modes faithful,fast]
+        [--device cpu|cuda] [--bf16] [--tf32] [--channels-last] [--compile] [--batch B] [--in-process] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
     t0 = time.perf_counter()
     torch.manual_seed(0)
     dev = torch.device(device)
-    configure_backends(dev, options.get("tf32", False))
+    configure_backends(dev, options.get("tf32", False) or options.get("fast_d", False))
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     arch = GENERATOR_CONFIGS[width]
     setting = dict(SETTINGS[width], **({"batch": batch} if batch else {}))
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +84,8 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
     synchronize()
     seconds = (time.perf_counter() - start) / iterations
     trainable = sum(p.numel() for p in objective.net.parameters() if p.requires_grad)
-    return dict(width=width, method="GDD-I" if freeze_level else "GDD", options=options, batch=cfg.batch, seconds_per_iteration=seconds,
+    return dict(width=width, method="GDD-I" if freeze_level else "GDD", mode="fast" if cfg.fast_d else "faithful",
+                options=options, batch=cfg.batch, seconds_per_iteration=seconds,
                 images_per_second=cfg.batch / seconds, trainable_params=trainable,
                 params=sum(p.numel() for p in objective.net.parameters()), peak_memory_mb=peak_memory_mb(dev))
 
@@ -93,33 +99,43 @@ def main() -> None:
     parser.add_argument("--tf32", action="store_true", help="TF32 for fp32 convolutions and matmuls (CUDA)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator's backbone")
+    parser.add_argument("--modes", default="faithful", help="faithful and/or fast (the opt-in fast_d discriminator)")
+    parser.add_argument("--in-process", action="store_true", help="measure every row in this process")
     parser.add_argument("--iterations", type=int, default=16)
     parser.add_argument("--batch", type=int, default=None, help="override the per-width batch")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
     options = dict(bf16=args.bf16, tf32=args.tf32, channels_last=args.channels_last, compile=args.compile)
-    methods = args.methods.split(",")
+    methods, modes = args.methods.split(","), args.modes.split(",")
     if not set(methods) <= {"gdd", "gdd-i"}:
         parser.error(f"--methods {args.methods!r}: expected gdd and/or gdd-i, comma-separated")
+    if not set(modes) <= {"faithful", "fast"}:
+        parser.error(f"--modes {args.modes!r}: expected faithful and/or fast, comma-separated")
     levels = [{"gdd": 0, "gdd-i": 1}[m] for m in methods]
     rows = []
     print(f"options: {options}")
-    print(f"{'width':<10}{'method':<8}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
+    print(f"{'width':<10}{'method':<8}{'mode':<10}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
     for width in args.widths.split(","):
-        pair = {}
-        for level in levels:
-            r = measure_row(rows, f"{width:<10}{'GDD-I' if level else 'GDD':<8}", run_iterations, width=width,
-                            freeze_level=level, device=args.device, iterations=args.iterations, batch=args.batch,
-                            options=options)
-            if r is None:
-                continue
-            pair[level] = r
-            print(f"{width:<10}{r['method']:<8}{r['batch']:>6}{r['seconds_per_iteration']:>9.3f}"
-                  f"{r['images_per_second']:>9.1f}{r['trainable_params']:>16,}{r['peak_memory_mb']:>10.0f}")
-        if len(pair) == 2:
-            print(f"{width}: GDD-I iteration is {pair[0]['seconds_per_iteration'] / pair[1]['seconds_per_iteration']:.2f}x "
-                  f"as fast as GDD")
+        seconds = {}
+        for mode in modes:
+            for level in levels:
+                label = f"{width:<10}{'GDD-I' if level else 'GDD':<8}{mode:<10}"
+                kwargs = dict(width=width, freeze_level=level, device=args.device, iterations=args.iterations,
+                              batch=args.batch, options=dict(options, fast_d=mode == "fast"))
+                r = measure_row(rows, label, run_iterations, in_process=args.in_process, **kwargs)
+                if r is None:
+                    continue
+                seconds[(r["method"], mode)] = r["seconds_per_iteration"]
+                print(f"{label}{r['batch']:>6}{r['seconds_per_iteration']:>9.3f}{r['images_per_second']:>9.1f}"
+                      f"{r['trainable_params']:>16,}{r['peak_memory_mb']:>10.0f}", flush=True)
+        for mode in modes:
+            if ("GDD", mode) in seconds and ("GDD-I", mode) in seconds:
+                print(f"{width} {mode}: GDD-I iteration is {seconds['GDD', mode] / seconds['GDD-I', mode]:.2f}x as fast as GDD")
+        for method in ("GDD", "GDD-I"):
+            if (method, "faithful") in seconds and (method, "fast") in seconds:
+                print(f"{width} {method}: fast discriminator {seconds[method, 'faithful'] / seconds[method, 'fast']:.2f}x "
+                      f"as fast as faithful")
     write_json(args.out, dict(machine=machine(), device=args.device, options=options, rows=rows))
 
 

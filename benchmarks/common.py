@@ -63,10 +63,18 @@ def measure_in_child(fn: Callable[..., dict], **kwargs) -> dict:
     return value if status == "ok" else dict(error=value)
 
 
-def measure_row(rows: list, label: str, fn: Callable[..., dict], **kwargs) -> dict | None:
-    """``measure_in_child(fn, **kwargs)``, appended to ``rows`` (failures too, so the JSON records them); on failure
-    prints ``label failed: why`` and returns None."""
-    result = measure_in_child(fn, **kwargs)
+def _measure_here(fn: Callable[..., dict], **kwargs) -> dict:
+    try:
+        return fn(**kwargs)
+    except Exception as exc:  # report, as measure_in_child does
+        return dict(error=f"{type(exc).__name__}: {exc}")
+
+
+def measure_row(rows: list, label: str, fn: Callable[..., dict], in_process: bool = False, **kwargs) -> dict | None:
+    """``measure_in_child(fn, **kwargs)`` (or in this process: CUDA warm-up shared between rows, peak memory as
+    ``fn`` resets it), appended to ``rows`` (failures too, so the JSON records them); on failure prints
+    ``label failed: why`` and returns None."""
+    result = (_measure_here if in_process else measure_in_child)(fn, **kwargs)
     rows.append(result)
     if "error" in result:
         print(f"{label} failed: {result['error']}")

@@ -2,7 +2,10 @@
 # The checks and benchmarks that need a CUDA GPU, for a short lease of a GPU machine:
 #   bash benchmarks/gpu_checks.sh OUT_DIR [STEP ...]
 # Steps, in order of importance (default: all), with the time each took on an H200 (2026-11-26):
-#   tests      tests/test_cuda.py: CUDA against CPU, bf16 against fp32, fused Adam, bf16 training   (~25 s)
+#   tests      tests/test_cuda.py: CUDA against CPU, bf16 against fp32, fused Adam, bf16 training, tf32 and
+#              channels-last training, fp32 one-step sampling                                        (~25 s)
+#   fast       CIFAR-10 preset images/s, GDD and GDD-I, faithful and with the opt-in fast discriminator
+#              (fast_d), all rows in one process (one cuDNN warm-up; the fast rows compile the backbones)
 #   iteration  CIFAR-10 preset images/s, GDD-I then GDD (bf16 G, fp32 projected D, TF32 off, batch 64):
 #              ~8 s set-up and ~70 s warm-up (cuDNN autotuning) per method, then 16 timed iterations (~210 s)
 #   tf32       the same GDD-I iteration with the opt-in --tf32 and --channels-last                    (~100 s)
@@ -13,9 +16,9 @@
 # limit so that one slow step cannot take the others' time; a failed step is reported and the next one runs.
 # Needs python3 with torch, torchvision, timm, safetensors and pytest (PYTHON overrides the interpreter).
 set -uo pipefail
-out=${1:?usage: gpu_checks.sh OUT_DIR [tests iteration tf32 generator sampling compile]}
+out=${1:?usage: gpu_checks.sh OUT_DIR [tests fast iteration tf32 generator sampling compile]}
 shift
-steps=${*:-tests iteration tf32 generator sampling compile}
+steps=${*:-tests fast iteration tf32 generator sampling compile}
 mkdir -p "$out"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -34,13 +37,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $py -c "import torch, torchvision, timm; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__)"
 for s in $steps; do
   case $s in
-    tests) step 90 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py ;;
+    tests) step 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py ;;
+    fast) step 420 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd,gdd-i --modes faithful,fast --in-process --out "$out/iteration-cifar10-cuda-fast.json" ;;
     iteration) step 260 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd-i,gdd --out "$out/iteration-cifar10-cuda.json" ;;
     tf32) step 130 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd-i --tf32 --channels-last --out "$out/iteration-cifar10-cuda-tf32.json" ;;
     generator) step 200 $py $b/bench_generator.py --widths cifar10,imagenet-64 --variants fp32,bf16 --device cuda --batch 32 --repeats 5 --out "$out/generator-cuda.json" ;;
     sampling) step 120 $py $b/bench_sampling.py --widths cifar10 --device cuda --batch 256 --repeats 3 --out "$out/sampling-cuda.json" ;;
     compile) step 260 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd-i --compile --out "$out/iteration-cifar10-cuda-compile.json" ;;
-    *) echo "unknown step $s (tests iteration tf32 generator sampling compile)"; exit 2 ;;
+    *) echo "unknown step $s (tests fast iteration tf32 generator sampling compile)"; exit 2 ;;
   esac
 done
 echo "== steps done in ${SECONDS}s"

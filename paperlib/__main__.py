@@ -31,7 +31,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     images, labels, nfe = [], [], None
     for start in tqdm(range(0, len(seeds), args.batch), desc="sample", unit="batch"):
         batch = generate(net, seeds[start:start + args.batch], num_steps=args.steps, class_idx=args.class_idx,
-                         device=args.device, solver=args.solver)
+                         device=args.device, solver=args.solver, bf16=args.bf16)
         pixels = to_uint8(batch.images)
         for seed, img in zip(batch.seeds, pixels):
             Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(outdir / f"{seed:06d}.png")
@@ -87,7 +87,12 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
     from paperlib.train import train
 
     cfg = preset_config(args.preset, run_dir=args.run_dir, **parse_overrides(extra))
-    summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    callback = None
+    if args.eval_ref:  # FID at every snapshot (paper scale), to report the best snapshot beside the final one
+        from paperlib.experiments import snapshot_fid_callback
+        callback = snapshot_fid_callback(args.eval_ref, args.eval_features, args.eval_feature_weights, args.eval_num)
+    summary = train(cfg, resume=args.resume, progress=not args.no_progress, callback=callback,
+                    callback_kimg=cfg.snapshot_kimg)
     print(json.dumps(summary))
 
 
@@ -113,7 +118,7 @@ def cmd_fid(args: argparse.Namespace) -> None:
     net = load_network(args.ckpt).to(device)
     seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.num))
     images, _ = generate_uint8(net, seeds[dinfo.rank::dinfo.world], num_steps=args.steps, batch=args.batch,
-                               device=device, progress=dinfo.rank == 0)
+                               device=device, progress=dinfo.rank == 0, bf16=args.bf16)
     feats = extract_features(extractor, images)
     if dinfo.enabled:  # rank 0 reduces the statistics of every rank's slice of seeds
         gathered = [None] * dinfo.world
@@ -169,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--outdir", required=True)
+    p.add_argument("--bf16", action="store_true", help="sample in the training precision (bfloat16 on CUDA for "
+                   "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("train", help="train with a preset; any config key can be overridden as --key value",
@@ -178,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<preset>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest training state in the run folder")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--eval-ref", default=None, help="FID of the EMA at every snapshot against this reference "
+                   "(EDM's fid-refs .npz or a dataset), logged as eval_fid in metrics.jsonl")
+    p.add_argument("--eval-features", choices=["digits", "inception"], default="inception")
+    p.add_argument("--eval-feature-weights", default=None, help="inception-2015-12-05.pt for --eval-ref")
+    p.add_argument("--eval-num", type=int, default=50000, help="samples per snapshot FID (seeds 0..num-1)")
     p.set_defaults(func=cmd_train, takes_extra=True)
 
     p = sub.add_parser("fid", help="generate samples and compute FID (and KID, precision/recall) against a reference")
@@ -192,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
+    p.add_argument("--bf16", action="store_true", help="sample in the training precision (bfloat16 on CUDA for "
+                   "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
     p.set_defaults(func=cmd_fid)
 
     p = sub.add_parser("sweep", help="mini scale: train a preset at several learning rates and evaluate each (digits FID)")

@@ -244,6 +244,24 @@ def persistent_state_dict(obj: PersistentObject) -> OrderedDict:
     return out
 
 
+CLASS_EMBEDDING_SHAPE = (1000, 320)
+
+
+def read_class_embedding(path: str | os.PathLike) -> torch.Tensor:
+    """The pretrained class embedding of GDD's conditional discriminator heads: the authors'
+    ``in_embeddings/tf_efficientnet_lite0.pkl``, a pickled ``{'embed': torch.nn.Embedding(1000, 320)}``, read with
+    the safe unpickler (the Embedding becomes inert data). Returns its weight, float32 [1000, 320]."""
+    data = safe_unpickle(path)
+    embed = data.get("embed") if isinstance(data, dict) else None
+    params = embed.state.get("_parameters") if isinstance(embed, ModuleStub) else None
+    weight = params.get("weight") if isinstance(params, dict) else None
+    if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != CLASS_EMBEDDING_SHAPE:
+        found = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(embed).__name__
+        raise CheckpointError(f"{path}: expected a pickled {{'embed': Embedding{CLASS_EMBEDDING_SHAPE}}} (the authors' "
+                              f"in_embeddings/tf_efficientnet_lite0.pkl); found {found}")
+    return weight.detach().to(torch.float32).clone()
+
+
 @dataclass
 class PickledNetwork:
     """A network read from an EDM/GDD pickle: class name, init kwargs and weights (nothing executed)."""

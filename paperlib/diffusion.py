@@ -42,10 +42,12 @@ def nfe_of(num_steps: int, solver: str = "heun") -> int:
 def edm_sampler(net: Callable, latents: torch.Tensor, class_labels: torch.Tensor | None = None, num_steps: int = 18,
                 sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0, solver: str = "heun",
                 S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"), S_noise: float = 1.0,
-                randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like) -> torch.Tensor:
+                randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
+                net_kwargs: dict | None = None) -> torch.Tensor:
     """EDM's sampler (Karras et al. 2022, Algorithm 2): deterministic when S_churn = 0.
 
-    net: D(x; sigma, labels) -> denoised x. latents: [B, C, H, W] standard normal. Returns [B, C, H, W] float64.
+    net: D(x; sigma, labels, **net_kwargs) -> denoised x. latents: [B, C, H, W] standard normal.
+    Returns [B, C, H, W] float64.
     sigma_min/sigma_max are clamped to the network's supported range when it declares one.
     """
     if solver not in ("heun", "euler"):
@@ -53,6 +55,7 @@ def edm_sampler(net: Callable, latents: torch.Tensor, class_labels: torch.Tensor
     sigma_min = max(sigma_min, getattr(net, "sigma_min", 0.0))
     sigma_max = min(sigma_max, getattr(net, "sigma_max", float("inf")))
     t_steps = sigma_steps(num_steps, sigma_min, sigma_max, rho, device=latents.device)
+    net_kwargs = net_kwargs or {}
     x_next = latents.to(torch.float64) * t_steps[0]
     for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
         x_cur = x_next
@@ -60,10 +63,10 @@ def edm_sampler(net: Callable, latents: torch.Tensor, class_labels: torch.Tensor
         t_hat = t_cur + gamma * t_cur
         # EDM draws the churn noise at every step, even with gamma = 0, so the random stream matches its sampler.
         x_hat = x_cur + (t_hat ** 2 - t_cur ** 2).sqrt() * S_noise * randn_like(x_cur)
-        d_cur = (x_hat - net(x_hat, t_hat, class_labels).to(torch.float64)) / t_hat
+        d_cur = (x_hat - net(x_hat, t_hat, class_labels, **net_kwargs).to(torch.float64)) / t_hat
         x_next = x_hat + (t_next - t_hat) * d_cur
         if solver == "heun" and i < num_steps - 1:
-            d_prime = (x_next - net(x_next, t_next, class_labels).to(torch.float64)) / t_next
+            d_prime = (x_next - net(x_next, t_next, class_labels, **net_kwargs).to(torch.float64)) / t_next
             x_next = x_hat + (t_next - t_hat) * (0.5 * d_cur + 0.5 * d_prime)
     return x_next
 
@@ -117,11 +120,15 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def generate(net: Denoiser, seeds: Sequence[int], num_steps: int | None = None, class_idx: int | None = None,
-             device: torch.device | str = "cpu", solver: str = "heun", **sampler_kwargs) -> SampleBatch:
+             device: torch.device | str = "cpu", solver: str = "heun", bf16: bool = False,
+             **sampler_kwargs) -> SampleBatch:
     """Sample one image per seed: one step for a GDD generator, EDM's sampler for any other denoiser.
 
     As in EDM's generate.py, each seed's generator draws the latent first and then, for a conditional network
     and ``class_idx=None``, the class. ``num_steps`` defaults to 1 for a GDD generator and 18 (NFE 35) otherwise.
+    Precision, as the authors' samplers: a GDD generator runs in fp32 (GDD's generate.py passes force_fp32), a
+    ``use_fp16`` diffusion network in float16 on CUDA (EDM's generate.py). ``bf16=True`` runs both in the training
+    precision instead (bfloat16 on CUDA when ``use_fp16``).
     """
     seeds = list(seeds)
     rnd = SeedRandom(seeds, device)
@@ -141,9 +148,10 @@ def generate(net: Denoiser, seeds: Sequence[int], num_steps: int | None = None, 
     if isinstance(net, GDDPrecond):
         if num_steps not in (None, 1):
             raise ValueError(f"this checkpoint is a one-step GDD generator; --steps must be 1, got {num_steps}")
-        return SampleBatch(seeds, net.generate(latents, onehot).float(), labels, 1)
+        return SampleBatch(seeds, net.generate(latents, onehot, force_fp32=not bf16).float(), labels, 1)
     num_steps = 18 if num_steps is None else num_steps
-    images = edm_sampler(net, latents, onehot, num_steps=num_steps, solver=solver, randn_like=rnd.randn_like, **sampler_kwargs)
+    images = edm_sampler(net, latents, onehot, num_steps=num_steps, solver=solver, randn_like=rnd.randn_like,
+                         net_kwargs={} if bf16 else dict(half_dtype=torch.float16), **sampler_kwargs)
     return SampleBatch(seeds, images.float(), labels, nfe_of(num_steps, solver))
 
 

@@ -12,6 +12,7 @@ random projections are drawn from a generator seeded identically on every rank, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -20,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from paperlib.checkpoints import read_class_embedding
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BACKBONE_SETS = {  # GDD's --backbone choices used by the paper runs
@@ -169,16 +172,23 @@ class RandomProjection(nn.Module):
 
 
 class FeatureNetwork(nn.Module):
-    """Frozen part of the projected discriminator for one backbone: normalise, resize to 224, features, projection."""
+    """Frozen part of the projected discriminator for one backbone: normalise, resize (to 224, as the reference),
+    features, projection. ``resize`` other than 224 is paperlib's option for small inputs (tests, mini scale)."""
 
-    def __init__(self, backbone: str, weights: str | None, generator: torch.Generator):
+    def __init__(self, backbone: str, weights: str | None, generator: torch.Generator, resize: int = 224):
         super().__init__()
+        if backbone.startswith("deit") and resize != 224:
+            raise ValueError(f"backbone {backbone} takes 224x224 inputs only; got resize={resize}")
+        if resize < 64 or resize % 32:
+            raise ValueError(f"resize={resize}: expected a multiple of 32 of at least 64 (the smallest projected map, "
+                             f"resize/16, must fit the heads' final 4x4 convolution)")
         self.backbone_name = backbone
+        self.resize = int(resize)
         self.backbone = build_feature_network(backbone, weights, generator)
         self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(self.backbone.std).view(1, 3, 1, 1))
         self.projection = RandomProjection(self.backbone.channels, generator)
-        self.requires_grad_(False)
+        self.requires_grad_(False).train()
 
     def train(self, mode: bool = True):
         return super().train(False)  # always eval: BatchNorm of the backbones uses running statistics
@@ -187,22 +197,68 @@ class FeatureNetwork(nn.Module):
         x = ((x + 1) / 2 - self.mean) / self.std
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         return self.projection(self.backbone(x))
+
+    def head_resolutions(self) -> tuple[int, ...]:
+        """The input size each head is built for: the reference's (128, 64, 32, 16) at 224 (it assumes a 256 input),
+        else the real sizes of the projected maps."""
+        if self.resize == 224:
+            return ASSUMED_RES
+        with torch.no_grad():
+            maps = self(torch.zeros(1, 3, self.resize, self.resize))
+        return tuple(m.shape[-1] for m in maps)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Trainable heads.
 
+def _spectral_norm(layer: nn.Module) -> nn.Module:
+    """Spectral norm as the reference's (hook-based) one starts: u and v random unit vectors, without the 15 power
+    iterations that PyTorch's parametrization runs at construction; one iteration per training forward after."""
+    layer = spectral_norm(layer)
+    sn = layer.parametrizations.weight[0]
+    with torch.no_grad():
+        sn._u.copy_(F.normalize(torch.randn_like(sn._u), dim=0, eps=sn.eps))
+        sn._v.copy_(F.normalize(torch.randn_like(sn._v), dim=0, eps=sn.eps))
+    return layer
+
+
 def _maybe_sn(layer: nn.Module, spectral: bool) -> nn.Module:
-    return spectral_norm(layer) if spectral else layer
+    return _spectral_norm(layer) if spectral else layer
+
+
+class GroupBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm in training mode with statistics over fixed groups of ``group`` consecutive images (ghost batch
+    normalisation); ``group=0`` takes them over the whole batch, as ``nn.BatchNorm2d``.
+
+    The reference normalises over each GPU's batch (64 images; ImageNet 128): fixing the group to that number makes
+    the discriminator independent of how many processes share the global batch. No running statistics are kept:
+    the heads are always in training mode (as the reference's), so they would never be used.
+    """
+
+    def __init__(self, num_features: int, group: int = 0, eps: float = 1e-5):
+        super().__init__(num_features, eps=eps, track_running_stats=False)
+        self.group = int(group)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = self.group or b
+        if b % g:
+            raise ValueError(f"BatchNorm groups of {g} images do not divide a batch of {b} on this process; make "
+                             f"each process's batch a multiple of bn_group")
+        # The same arithmetic for every group count, so that a batch of 2g equals two batches of g exactly.
+        xg = x.reshape(b // g, g, c, h, w)
+        var, mean = torch.var_mean(xg, dim=(1, 3, 4), correction=0, keepdim=True)
+        y = (xg - mean) * torch.rsqrt(var + self.eps)
+        return y.reshape(b, c, h, w) * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
 
 
 class DownBlock(nn.Sequential):
-    def __init__(self, cin: int, cout: int, norm: bool = True, spectral: bool = True):
+    def __init__(self, cin: int, cout: int, norm: bool = True, spectral: bool = True, bn_group: int = 0):
         layers = [_maybe_sn(nn.Conv2d(cin, cout, 4, stride=2, padding=1), spectral)]
         if norm:
-            layers.append(nn.BatchNorm2d(cout))
+            layers.append(GroupBatchNorm2d(cout, bn_group))
         layers.append(nn.LeakyReLU(0.2))
         super().__init__(*layers)
 
@@ -233,16 +289,16 @@ class MiniDiscriminator(nn.Module):
     """DownBlocks from ``start_res`` (as assumed) down to 8, then a 4x4 conv to one logit map (or cmap_dim maps)."""
 
     def __init__(self, in_channels: int, start_res: int, num_classes: int = 0, cmap_dim: int = 64,
-                 embedding: torch.Tensor | None = None, norm: bool = True, end_res: int = 8):
+                 embedding: torch.Tensor | None = None, norm: bool = True, end_res: int = 8, bn_group: int = 0):
         super().__init__()
         blocks, c, res = [], in_channels, start_res
         while res > end_res:
             res //= 2
-            blocks.append(DownBlock(c, HEAD_CHANNELS.get(res, 512), norm))
+            blocks.append(DownBlock(c, HEAD_CHANNELS.get(res, 512), norm, bn_group=bn_group))
             c = HEAD_CHANNELS.get(res, 512)
         self.blocks = nn.Sequential(*blocks)
         out = cmap_dim if num_classes else 1
-        self.final = spectral_norm(nn.Conv2d(c, out, 4, stride=1, padding=0, bias=False))
+        self.final = _spectral_norm(nn.Conv2d(c, out, 4, stride=1, padding=0, bias=False))
         self.cond = ClassProjection(num_classes, 320, cmap_dim, embedding, table_rows=1000) if num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -256,31 +312,81 @@ class ProjectedDiscriminator(nn.Module):
     """GDD's discriminator: per backbone a frozen FeatureNetwork and 4 trainable MiniDiscriminators.
 
     backbones: a key of BACKBONE_SETS or a tuple of backbone names. weights: {backbone name: local file}.
-    class_embedding: optional [1000, 320] tensor (GDD's in_embeddings/tf_efficientnet_lite0) for conditional heads.
+    class_embedding (conditional only): the [1000, 320] table the heads start from, as a tensor or the path of the
+    authors' ``in_embeddings/tf_efficientnet_lite0.pkl``, or 'random' for N(0, 1) rows; required when label_dim > 0.
+    bn_group: images per BatchNorm group in the heads (0 = the whole batch a process passes in).
+    resize: side the images are resized to before the backbones (224 as the reference).
     projection_seed: seeds the frozen random layers identically on every rank.
     """
 
     def __init__(self, backbones: str | tuple[str, ...] = "vgg16_bn+lite0", label_dim: int = 0,
-                 weights: dict[str, str] | None = None, class_embedding: torch.Tensor | None = None,
-                 projection_seed: int = 0):
+                 weights: dict[str, str] | None = None, class_embedding: torch.Tensor | str | None = None,
+                 bn_group: int = 0, resize: int = 224, projection_seed: int = 0):
         super().__init__()
         names = BACKBONE_SETS[backbones] if isinstance(backbones, str) else tuple(backbones)
         generator = torch.Generator().manual_seed(projection_seed)
         weights = weights or {}
-        self.features = nn.ModuleList([FeatureNetwork(n, weights.get(n), generator) for n in names])
+        embedding = _class_embedding(class_embedding) if label_dim else None
+        self.features = nn.ModuleList([FeatureNetwork(n, weights.get(n), generator, resize) for n in names])
         self.heads = nn.ModuleList([
-            nn.ModuleList([MiniDiscriminator(c, r, label_dim, embedding=class_embedding)
-                           for c, r in zip(CSM_CHANNELS, ASSUMED_RES)]) for _ in names])
+            nn.ModuleList([MiniDiscriminator(c, r, label_dim, embedding=embedding, bn_group=bn_group)
+                           for c, r in zip(CSM_CHANNELS, f.head_resolutions())]) for f in self.features])
+        self.fast = False
+        self._exact = False
+        self._compiled: list | None = None
 
     def trainable_parameters(self):
         return self.heads.parameters()
 
+    def enable_fast(self, compile: bool = False) -> None:
+        """Opt-in speed (``TrainConfig.fast_d``): the frozen feature networks run in bf16 autocast on channels-last
+        inputs, compiled when ``compile``; the heads stay fp32 (TF32 on CUDA, set by the training loop). Passes inside
+        :meth:`exact` take the faithful path."""
+        self.fast = True
+        self.features.to(memory_format=torch.channels_last)
+        self._compiled = [torch.compile(f) for f in self.features] if compile else None
+
+    @contextlib.contextmanager
+    def exact(self):
+        """The faithful fp32 path, without autocast, TF32 or compiled graphs (the weights stay channels-last, which
+        changes only the rounding), for the passes of this block: R1, whose double backward compiled graphs do not
+        support, and whose penalty should not see bf16 rounding."""
+        tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        self._exact = True
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            self._exact = False
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+    def _feature_maps(self, k: int, x: torch.Tensor) -> list[torch.Tensor]:
+        if not self.fast or self._exact:
+            return self.features[k](x)
+        run = self._compiled[k] if self._compiled else self.features[k]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            maps = run(x.contiguous(memory_format=torch.channels_last))
+        return [m.float() for m in maps]
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
         logits = []
-        for features, heads in zip(self.features, self.heads):
-            maps = features(x)
+        for k, heads in enumerate(self.heads):
+            maps = self._feature_maps(k, x)
             logits.append(torch.cat([head(m, labels) for head, m in zip(heads, maps)], dim=1))
         return logits
+
+
+def _class_embedding(source: torch.Tensor | str | None) -> torch.Tensor | None:
+    """The conditional heads' initial class embedding: a tensor, a path to the authors' pickle, or 'random' (None)."""
+    if isinstance(source, torch.Tensor):
+        return source
+    if source == "random":
+        return None
+    if source is None:
+        raise ValueError("a conditional projected discriminator starts its heads from the authors' pretrained class "
+                         "embedding: pass class_embedding=PATH to in_embeddings/tf_efficientnet_lite0.pkl (Zyriix/GDD "
+                         "repository), or class_embedding='random' for N(0, 1) rows")
+    return read_class_embedding(source)
 
 
 class SmallDiscriminator(nn.Module):

@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from paperlib.checkpoints import atomic_write_bytes, load_network
-from paperlib.metrics import Reference, evaluate_network, generate_uint8
+from paperlib.metrics import (Reference, Stats, build_extractor, dataset_reference, evaluate_network, extract_features,
+                              feature_stats, fid_from_stats, generate_uint8)
 from paperlib.presets import preset_config
 from paperlib.train import train
 
@@ -37,6 +38,38 @@ def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress_d
             atomic_write_bytes(Path(progress_dir) / f"kimg-{round(kimg * 1000):09d}.npz", buf.getvalue())
         return {f"eval_{k}": v for k, v in result.items() if k in EVAL_KEYS}
     return callback
+
+
+def snapshot_fid_callback(ref: str, features: str = "inception", feature_weights: str | None = None,
+                          num: int = 50000, batch: int = 250) -> Callable:
+    """A training callback for paper scale: FID of the EMA generator at every snapshot, with the paper's protocol
+    (seeds 0..num-1, one step in fp32) against ``ref`` (EDM's fid-refs .npz, or a dataset). Logged as
+    ``eval_fid`` and ``eval_num`` in metrics.jsonl, so the best snapshot can be found after (or during) the run."""
+    state: dict = {}
+
+    def callback(kimg: float, ema) -> dict:
+        device = next(ema.parameters()).device
+        if "extractor" not in state:  # built on first use, on the training device
+            state["extractor"] = build_extractor(features, feature_weights, device)
+            state["stats"] = (Stats.load(ref) if str(ref).endswith(".npz")
+                              else dataset_reference(ref, state["extractor"]).train_stats)
+        images, _ = generate_uint8(ema, range(num), batch=batch, device=device, progress=False)
+        fid = fid_from_stats(feature_stats(extract_features(state["extractor"], images)), state["stats"])
+        return dict(eval_fid=fid, eval_num=num)
+    return callback
+
+
+def best_snapshot(run_dir: str | Path) -> dict | None:
+    """The snapshot of a run with the lowest ``eval_fid`` in its metrics.jsonl (see :func:`snapshot_fid_callback`):
+    dict(kimg, fid, num, checkpoint), or None when the run logged no snapshot FID."""
+    path = Path(run_dir) / "metrics.jsonl"
+    records = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    scored = [r for r in records if "eval_fid" in r]
+    if not scored:
+        return None
+    best = min(scored, key=lambda r: r["eval_fid"])
+    return dict(kimg=best["kimg"], fid=best["eval_fid"], num=best.get("eval_num"),
+                checkpoint=str(Path(run_dir) / f"network-snapshot-{best['nimg']:09d}.safetensors"))
 
 
 def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Reference, eval_num: int = 1000,

@@ -37,7 +37,9 @@ class Denoiser(nn.Module):
     ``use_fp16`` keeps EDM's keyword name; paperlib runs the backbone in bfloat16 when it is set and the input
     is on CUDA (as the GDD reference does; fp16 without loss scaling is unsafe), or on the CPU too when
     ``bf16_on_cpu`` is set (an opt-in for training on CPUs with bf16 units; checkpoints never turn it on).
-    GroupNorm and the attention softmax stay in fp32, and the output is returned in fp32.
+    A call may ask for another half type (``half_dtype=torch.float16``, as EDM's own sampling runs such a network)
+    or for fp32 (``force_fp32``, as GDD's sampling). GroupNorm and the attention softmax stay in fp32, and the
+    output is returned in fp32.
     """
 
     sigma_min_default = 0.0
@@ -91,7 +93,8 @@ class Denoiser(nn.Module):
         return class_labels.to(torch.float32)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, class_labels: torch.Tensor | None = None,
-                augment_labels: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
+                augment_labels: torch.Tensor | None = None, force_fp32: bool = False,
+                half_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.img_channels or x.shape[2] != self.img_resolution or x.shape[3] != self.img_resolution:
             raise ValueError(f"input has shape {list(x.shape)}; this network expects "
                              f"[B, {self.img_channels}, {self.img_resolution}, {self.img_resolution}]")
@@ -100,8 +103,8 @@ class Denoiser(nn.Module):
         if sigma.shape[0] == 1 and x.shape[0] != 1:
             sigma = sigma.expand(x.shape[0], 1, 1, 1)
         labels = self.check_labels(class_labels, x.shape[0])
-        bf16 = self.use_fp16 and not force_fp32 and (x.device.type == "cuda" or self.bf16_on_cpu)
-        dtype = torch.bfloat16 if bf16 else torch.float32
+        half = self.use_fp16 and not force_fp32 and (x.device.type == "cuda" or self.bf16_on_cpu)
+        dtype = half_dtype if half else torch.float32
         c_skip, c_out, c_in, c_noise = self.coefficients(sigma)
         F_x = self.model((c_in * x).to(dtype), c_noise.flatten(), class_labels=labels, augment_labels=augment_labels)
         return c_skip * x + c_out * F_x.to(torch.float32)

@@ -1,9 +1,10 @@
 """Named training configurations: the paper's ten runs, the mini (digits, CPU) runs and the smoke (test) runs.
 
-Paper hyperparameters follow ``gdd-reference.md`` section 9. The R1 weight is converted to paperlib's
-mean-over-samples convention (``paperlib.losses``): the reference sums its losses over each GPU's batch
-(64 images with batch 256 on 4 GPUs, 128 for ImageNet's 512), so gamma = 1e-4 / per-GPU batch gives the same
-balance between the D loss and R1, whatever the number of GPUs.
+Paper hyperparameters follow the authors' ``train.sh`` (Zyriix/GDD): 4 processes per run, so 64 images per
+process (ImageNet: 128). That per-process batch is one knob, ``bn_group``: the projected discriminator's BatchNorm
+statistics are taken over groups of that many images, and the R1 weight is given in the reference's convention
+(``r1_gamma_sum = 1e-4``, losses summed over each process's images) and converted to paperlib's mean-over-samples
+convention through it (gamma = 1e-4 / bn_group, see ``paperlib.losses``), whatever the number of GPUs.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ GENERATOR_CONFIGS = {
 
 def _paper(backbones: str, batch: int, lr: float, d_lr: float, kimg: float, ema_kimg: float, conditional: bool,
            teacher_name: str) -> dict:
-    per_gpu_batch = batch // 4  # the reference's train.sh runs 4 GPUs per command
+    per_process_batch = batch // 4  # the reference's train.sh runs 4 GPUs per command
     return dict(objective="gdd", conditional=conditional, batch=batch, lr=lr, d_lr=d_lr, total_kimg=kimg,
                 ema_kimg=ema_kimg, discriminator="projected", discriminator_kwargs=dict(backbones=backbones),
-                r1_gamma=1e-4 / per_gpu_batch, r1_interval=16, gan_loss="ns", bf16=True, seed=42,
+                bn_group=per_process_batch, r1_gamma=None, r1_gamma_sum=1e-4, r1_interval=16, gan_loss="ns", bf16=True, seed=42,
                 snapshot_kimg=250, log_kimg=25, dataset="", teacher=None, _teacher_name=teacher_name)
 
 
@@ -98,4 +99,8 @@ def preset_config(name: str, run_dir: str | None = None, **overrides) -> TrainCo
         raise ConfigError(f"preset {name!r} needs the EDM teacher: teacher=/path/to/{teacher_name}")
     if teacher_name and not cfg.dataset:
         raise ConfigError(f"preset {name!r} needs its dataset in EDM's format: dataset=/path/to/dataset.zip")
+    if teacher_name and cfg.conditional and "class_embedding" not in cfg.discriminator_kwargs:
+        raise ConfigError(f"preset {name!r} starts its conditional discriminator heads from the authors' class "
+                          f"embedding: discriminator_kwargs.class_embedding=/path/to/in_embeddings/"
+                          f"tf_efficientnet_lite0.pkl (Zyriix/GDD repository), or 'random' to start from N(0, 1)")
     return cfg

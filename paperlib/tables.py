@@ -25,11 +25,11 @@ import numpy as np
 
 from paperlib.checkpoints import atomic_write_bytes, load_network
 from paperlib.data import digits_dataset
-from paperlib.experiments import train_and_evaluate
+from paperlib.experiments import best_snapshot, train_and_evaluate
 from paperlib.grids import nearest_neighbour_grid, save_grid
 from paperlib.metrics import (DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8,
                               real_data_floor)
-from paperlib.presets import MINI_TEACHERS, ROOT, preset_config
+from paperlib.presets import MINI_TEACHERS, PRESETS, ROOT, preset_config
 from paperlib.reported import reported_for
 from paperlib.train import train
 
@@ -63,6 +63,7 @@ class TableRequest:
     ``teacher``/``data``/``feature_weights``/``ref`` are paths (paper scale; at mini scale the shipped teacher and
     the digits data are used unless ``teacher`` is given). ``kimg`` overrides the students' image budget (0 = preset).
     ``released`` maps 'GDD'/'GDD-I' to the authors' checkpoints, evaluated without training.
+    ``class_embedding``: the authors' in_embeddings/tf_efficientnet_lite0.pkl (conditional paper datasets).
     """
 
     dataset: str = "digits"
@@ -78,6 +79,7 @@ class TableRequest:
     methods: list = field(default_factory=lambda: ["gdd", "gddi", "instance"])
     released: dict = field(default_factory=dict)
     backbone_weights: dict = field(default_factory=dict)
+    class_embedding: str = ""
     runs: str = "runs"
     results: str = "results"
     figures: str = "figures"
@@ -107,11 +109,15 @@ class TableRequest:
             for name, what in needs.items():
                 if not getattr(self, name):
                     raise TableError(f"paper scale needs {name}=PATH: {what}")
+            if self.dataset in ("cifar10-cond", "imagenet-64") and not self.class_embedding:
+                raise TableError("paper scale needs class_embedding=PATH for a conditional dataset: the authors' "
+                                 "in_embeddings/tf_efficientnet_lite0.pkl (or 'random' for N(0, 1) rows)")
         for name in ("teacher", "data", "feature_weights", "ref"):
             path = getattr(self, name)
             if path and not Path(path).exists():
                 raise TableError(f"{name}: no file or folder at {path}")
-        for label, path in {**self.released, **self.backbone_weights}.items():
+        embedding = {} if self.class_embedding in ("", "random") else dict(class_embedding=self.class_embedding)
+        for label, path in {**self.released, **self.backbone_weights, **embedding}.items():
             if not Path(path).exists():
                 raise TableError(f"{label}: no file at {path}")
         return self
@@ -126,8 +132,9 @@ def build_table(request: TableRequest) -> dict:
     request.validate()
     start = time.perf_counter()
     rows = _paper_rows(request) if request.scale == "paper" else _mini_rows(request)
-    for row in rows:
-        row["reported_fid"], row["reported_source"] = reported_for(request.dataset, row.get("kind", ""), row.get("nfe"))
+    for row in rows:  # the reported numbers are the authors' best snapshots: no reported value beside a final one
+        kind = "" if row.get("snapshot") == "final" and request.scale == "paper" else row.get("kind", "")
+        row["reported_fid"], row["reported_source"] = reported_for(request.dataset, kind, row.get("nfe"))
     table = dict(dataset=request.dataset, scale=request.scale, eval_num=request.num, request=asdict(request),
                  feature_net=("Inception-v3 (legacy_tensorflow)" if request.scale == "paper"
                               else "digits-featnet (64-d penultimate layer)"),
@@ -278,17 +285,23 @@ def paper_plan(request: TableRequest) -> list[dict]:
             extra += ["--objective", "instance"]
         if request.kimg:
             extra += ["--total_kimg", str(request.kimg)]
+        d_kwargs = dict(PRESETS[preset]["discriminator_kwargs"])
         if request.backbone_weights:
-            kwargs = dict(preset_config(preset, teacher=request.teacher, dataset=request.data).discriminator_kwargs,
-                          weights=request.backbone_weights)
-            extra += ["--discriminator_kwargs", json.dumps(kwargs)]
+            d_kwargs["weights"] = request.backbone_weights
+        if request.class_embedding:
+            d_kwargs["class_embedding"] = request.class_embedding
+        if d_kwargs != PRESETS[preset]["discriminator_kwargs"]:
+            extra += ["--discriminator_kwargs", json.dumps(d_kwargs)]
+        # FID at every snapshot (250 kimg), as the authors chose their released checkpoints by it.
+        extra += ["--eval-ref", request.ref, "--eval-feature-weights", request.feature_weights,
+                  "--eval-num", str(request.num)]
         network = run_dir / "network.safetensors"
         steps.append(dict(row=f"{label} training", kind="train", output=str(network), run_dir=str(run_dir),
                           argv=paperlib_command(["train", "--preset", preset, "--run-dir", str(run_dir), "--resume",
                                                  "--no-progress", *extra], request.gpus)))
         out = root / f"fid-{method}.json"
-        steps.append(dict(row=f"{label} (NFE 1)", kind=method, nfe=1, output=str(out), run_dir=str(run_dir),
-                          checkpoint=str(network),
+        steps.append(dict(row=f"{label} (NFE 1), final", kind=method, nfe=1, output=str(out), run_dir=str(run_dir),
+                          checkpoint=str(network), snapshot="final",
                           argv=paperlib_command([*fid, "--ckpt", str(network), "--out", str(out)], request.gpus)))
     return steps
 
@@ -304,12 +317,17 @@ def _paper_rows(request: TableRequest) -> list[dict]:
         if step["kind"] == "train":
             continue
         row = dict(row=step["row"], kind=step["kind"], nfe=step["nfe"], checkpoint=step["checkpoint"],
-                   **json.loads(output.read_text()))
+                   **({"snapshot": step["snapshot"]} if "snapshot" in step else {}), **json.loads(output.read_text()))
         if "run_dir" in step:
             config = json.loads((Path(step["run_dir"]) / "config.json").read_text())
             lines = (Path(step["run_dir"]) / "metrics.jsonl").read_text().splitlines()
             last = json.loads(lines[-1]) if lines else {}
             row.update(kimg=last.get("kimg"), train_seconds=last.get("train_seconds"), freeze_level=config["freeze_level"])
+            best = best_snapshot(step["run_dir"])
+            if best is not None:  # the authors released their lowest-FID snapshots: this row is the comparable one
+                rows.append(dict(row, row=step["row"].replace(", final", f", best snapshot ({best['kimg']:g} kimg)"),
+                                 snapshot="best", checkpoint=best["checkpoint"], fid=best["fid"], num=best["num"],
+                                 kimg=best["kimg"]))
         rows.append(row)
     return rows
 
@@ -340,8 +358,12 @@ def to_markdown(table: dict) -> str:
     sources = [f"{r['row']}: {r['reported_source']}" for r in table["rows"] if r.get("reported_fid") is not None]
     note = (f"\n{table['dataset']} at {table['scale']} scale; {table['eval_num']} samples per model (seeds 0..), "
             f"features: {table['feature_net']}.")
-    if table["scale"] != "paper":
-        note += (" FID here is in that feature space and not comparable with the reported Inception FIDs, which are"
+    if table["scale"] == "paper":
+        note += (" Trained rows: the final EMA generator and the snapshot (every 250 kimg) of lowest FID, which is how"
+                 " the authors chose their released checkpoints; the reported FIDs stand beside the best snapshot.")
+    else:
+        note += (" Trained rows are the final EMA generator (no snapshot selection at this scale)."
+                 " FID here is in that feature space and not comparable with the reported Inception FIDs, which are"
                  " the paper's numbers for the setting this dataset stands in for.")
     if sources:
         note += " Reported: " + "; ".join(sources) + "."

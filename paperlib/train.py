@@ -10,6 +10,7 @@ and rank 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -52,6 +53,8 @@ class TrainConfig:
     freeze_level: int = 0                      # GDD-I: 1 (paper), 0 = GDD
     discriminator: str = "small"               # small | projected
     discriminator_kwargs: dict = field(default_factory=dict)
+    bn_group: int = 0                          # projected D: BatchNorm over groups of this many images (the
+                                               # reference's per-process batch, 64; ImageNet 128); 0 = whole batch
     batch: int = 64                            # global batch (all ranks together)
     lr: float = 1e-4                           # generator / denoiser
     d_lr: float = 1e-4                         # discriminator (before the lazy-R1 correction x16/17)
@@ -61,7 +64,9 @@ class TrainConfig:
     ema_kimg: float = 500.0                    # EMA half-life cap (the reference's --ema, in kimg)
     ema_rampup: float = 0.05                   # half-life is at most this fraction of the images seen
     gan_loss: str = "ns"                       # ns | hinge
-    r1_gamma: float = 1e-4                     # in paperlib's mean-reduction convention (see paperlib.losses)
+    r1_gamma: float | None = 1e-4              # in paperlib's mean-reduction convention (see paperlib.losses)
+    r1_gamma_sum: float = 0.0                  # or the reference's gamma (losses summed over bn_group images), so
+                                               # that the weight follows bn_group: r1_gamma = r1_gamma_sum / bn_group
     r1_interval: int = 16
     instance_steps: int = 18                   # instance: teacher Heun steps per target (NFE 2N-1)
     instance_loss: str = "l2"                  # l2 | pseudo_huber
@@ -77,6 +82,8 @@ class TrainConfig:
     channels_last: bool = False
     tf32: bool = False                         # CUDA: TF32 for fp32 convolutions and matmuls (off, as the reference)
     compile: bool = False                      # torch.compile the trained network's backbone (slow to build)
+    fast_d: bool = False                       # projected D, opt-in: features in bf16 autocast, channels-last,
+                                               # compiled on CUDA; TF32 on CUDA; R1 passes stay exact
     num_workers: int = 2                       # data-loading workers for folder datasets
 
     @classmethod
@@ -96,6 +103,29 @@ class TrainConfig:
             raise ConfigError("objective 'edm' trains a network from scratch and needs its architecture (arch={...})")
         if self.batch < 1 or self.total_kimg <= 0:
             raise ConfigError(f"batch ({self.batch}) and total_kimg ({self.total_kimg}) must be positive")
+        if (self.r1_gamma is None) == (not self.r1_gamma_sum):
+            raise ConfigError(f"give the R1 weight once: r1_gamma ({self.r1_gamma}, paperlib's convention) or "
+                              f"r1_gamma_sum ({self.r1_gamma_sum}, the reference's, divided by bn_group)")
+        if self.r1_gamma_sum and self.bn_group < 1:
+            raise ConfigError("r1_gamma_sum is converted through bn_group, the reference's per-process batch; "
+                              "set bn_group (64 for the paper's runs, 128 for ImageNet)")
+        if self.fast_d and self.discriminator != "projected":
+            raise ConfigError(f"fast_d speeds up the projected discriminator's feature networks; the "
+                              f"{self.discriminator!r} discriminator has none")
+        if self.bn_group and self.discriminator != "projected":
+            raise ConfigError(f"bn_group applies to the projected discriminator's BatchNorm; the {self.discriminator!r} "
+                              f"discriminator has none")
+
+    @property
+    def r1_weight(self) -> float:
+        """R1's gamma in paperlib's mean-over-samples convention (the loss's weight)."""
+        return self.r1_gamma_sum / self.bn_group if self.r1_gamma_sum else self.r1_gamma
+
+    @property
+    def adam_eps(self) -> float:
+        """Adam's epsilon. The reference's gradients are sums over each process's bn_group images, paperlib's are
+        means, so its eps (1e-8) is divided by bn_group: Adam then takes exactly the reference's steps."""
+        return 1e-8 / self.bn_group if self.bn_group else 1e-8
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -261,14 +291,23 @@ class GDDObjective(Objective):
         kwargs = dict(cfg.discriminator_kwargs)
         if cfg.discriminator == "projected":
             kwargs.setdefault("projection_seed", cfg.seed)  # the same frozen projections on every rank
+            local = cfg.batch // dist_info.world
+            if cfg.bn_group and local % cfg.bn_group:
+                raise ConfigError(f"each of the {dist_info.world} processes gets {local} images, not a multiple of "
+                                  f"bn_group={cfg.bn_group}: use fewer processes or a larger batch (the reference's "
+                                  f"runs assume {cfg.bn_group} per process)")
+            kwargs["bn_group"] = cfg.bn_group
         self.D = build_discriminator(cfg.discriminator, self.net.img_resolution, self.net.img_channels,
                                      self.net.label_dim, **kwargs).to(device).train()
         self.extra_modules["D"] = self.D
+        if cfg.fast_d:
+            self.D.enable_fast(compile=device.type == "cuda")
         self.D_params = [p for p in self.D.trainable_parameters() if p.requires_grad]
         # StyleGAN2's lazy-regularisation correction of the D optimizer (R1 every r1_interval steps).
         ratio = cfg.r1_interval / (cfg.r1_interval + 1)
-        self.optimizers["G"] = Optimizer(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
-        self.optimizers["D"] = Optimizer(self.D_params, cfg.d_lr * ratio, [cfg.betas[0], cfg.betas[1] ** ratio], dist_info)
+        self.optimizers["G"] = Optimizer(self.net.parameters(), cfg.lr, cfg.betas, dist_info, eps=cfg.adam_eps)
+        self.optimizers["D"] = Optimizer(self.D_params, cfg.d_lr * ratio, [cfg.betas[0], cfg.betas[1] ** ratio], dist_info,
+                                         eps=cfg.adam_eps)
 
     def _generate(self, noise, labels):
         z = noise([self.cfg.batch, self.net.img_channels, self.net.img_resolution, self.net.img_resolution])
@@ -295,9 +334,10 @@ class GDDObjective(Objective):
                    logits_real=torch.cat([l.detach().flatten() for l in logits_real]).mean(),
                    logits_fake=torch.cat([l.detach().flatten() for l in logits_fake]).mean())
         # Lazy R1 on real images, never at iteration 0.
-        if cfg.r1_gamma > 0 and batch_idx != 0 and batch_idx % cfg.r1_interval == 0:
-            loss_r1 = r1_loss(self.D, images, labels, cfg.r1_gamma, cfg.r1_interval)
-            self.optimizers["D"].step(loss_r1)
+        if cfg.r1_weight > 0 and batch_idx != 0 and batch_idx % cfg.r1_interval == 0:
+            with self.D.exact() if cfg.fast_d else contextlib.nullcontext():  # forward and double backward
+                loss_r1 = r1_loss(self.D, images, labels, cfg.r1_weight, cfg.r1_interval)
+                self.optimizers["D"].step(loss_r1)
             out["loss_R1"] = loss_r1.detach()
         return out
 
@@ -413,7 +453,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     if device.type == "cuda":
         device = torch.device("cuda", dinfo.local_rank)
         torch.cuda.set_device(device)
-    configure_backends(device, cfg.tf32)
+    configure_backends(device, cfg.tf32 or cfg.fast_d)
     run_dir = Path(cfg.run_dir)
     existing = _state_paths(run_dir)
     if existing and not resume:

@@ -82,3 +82,25 @@ def test_bf16_training_on_cuda_runs_end_to_end(tmp_path, smoke_teacher):
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines and all(np.isfinite(v) for l in lines for v in l.values() if isinstance(v, float))
     assert lines[-1]["peak_mem_mb"] > 0
+
+
+def test_tf32_channels_last_training_on_cuda_runs(tmp_path, smoke_teacher):
+    """The opt-in tf32 + channels-last run: a channels-last weight once got a contiguous gradient, which the fused
+    CUDA Adam refused."""
+    summary = train(preset_config("smoke-gddi", run_dir=str(tmp_path / "run"), teacher=smoke_teacher, device="cuda",
+                                  bf16=True, tf32=True, channels_last=True, total_kimg=0.08), progress=False)
+    assert summary["nimg"] >= 80 and summary["sanitized_steps"] == 0
+
+
+def test_one_step_sampling_on_cuda_is_fp32_unless_asked(smoke_teacher):
+    from paperlib.checkpoints import generator_from_teacher
+    from paperlib.diffusion import SeedRandom, generate
+
+    configure_backends(CUDA)
+    net = generator_from_teacher(smoke_teacher).to(CUDA)
+    net.use_fp16 = True
+    latents = SeedRandom(range(8), CUDA).randn([8, net.img_channels, net.img_resolution, net.img_resolution])
+    cpu = generator_from_teacher(smoke_teacher).generate(latents.cpu())  # the same latents, fp32 on the CPU
+    gpu = generate(net, range(8), device=CUDA).images.cpu()
+    bf16 = generate(net, range(8), device=CUDA, bf16=True).images.cpu()
+    assert relative_error(gpu, cpu) < 1e-4 < relative_error(bf16, cpu)

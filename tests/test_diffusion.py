@@ -126,3 +126,25 @@ def test_edm_loss_trains_a_tiny_denoiser(tiny_net):
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_sampling_precision_follows_the_authors_generate_scripts(tiny_net):
+    """One-step samples are fp32 whatever the training precision (GDD's generate.py: force_fp32); EDM teachers run
+    a use_fp16 network in float16 (EDM's generate.py); bf16=True asks for the training precision instead. The CPU's
+    bf16 switch stands in for CUDA here."""
+    gen = tiny_net("GDDPrecond")
+    gen.use_fp16 = True
+    fp32 = generate(gen, range(4)).images
+    gen.bf16_on_cpu = True
+    assert torch.equal(generate(gen, range(4)).images, fp32)
+    bf16 = generate(gen, range(4), bf16=True).images
+    assert not torch.equal(bf16, fp32) and torch.allclose(bf16, fp32, atol=0.1)
+
+    teacher = tiny_net("EDMPrecond")
+    teacher.use_fp16 = teacher.bf16_on_cpu = True
+    latents = SeedRandom(range(2)).randn([2, 3, 8, 8])
+    as_edm = edm_sampler(teacher, latents, num_steps=3, net_kwargs=dict(half_dtype=torch.float16))
+    as_training = edm_sampler(teacher, latents, num_steps=3)  # bfloat16
+    torch.testing.assert_close(generate(teacher, range(2), num_steps=3).images, as_edm.float())
+    torch.testing.assert_close(generate(teacher, range(2), num_steps=3, bf16=True).images, as_training.float())
+    assert not torch.equal(as_edm, as_training)

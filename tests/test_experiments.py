@@ -5,7 +5,8 @@ import json
 import pytest
 
 from paperlib.__main__ import main
-from paperlib.experiments import lr_sweep, teacher_nfe_curve, train_and_evaluate
+from paperlib.checkpoints import load_network
+from paperlib.experiments import best_snapshot, lr_sweep, teacher_nfe_curve, train_and_evaluate
 from paperlib.metrics import DigitsExtractor, digits_reference
 
 
@@ -44,3 +45,20 @@ def test_sweep_command(tmp_path, smoke_teacher, capsys):
                  "--out", str(tmp_path / "s.json"), "--teacher", smoke_teacher, "--total_kimg", "0.16"]) == 0
     assert "lr 0.0001: FID" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "s.json").read_text())) == 1
+
+
+def test_train_command_scores_every_snapshot(tmp_path, smoke_teacher, capsys):
+    """Paper scale scores the EMA at every snapshot (the authors released their lowest-FID snapshots); here with the
+    digits features instead of Inception. A resumed run keeps the scores it logged before."""
+    run = tmp_path / "run"
+    args = ["train", "--preset", "smoke-gdd", "--run-dir", str(run), "--teacher", smoke_teacher, "--no-progress",
+            "--eval-ref", "digits-8:train", "--eval-features", "digits", "--eval-num", "100", "--resume"]
+    assert main([*args, "--total_kimg", "0.16"]) == 0
+    assert main([*args, "--total_kimg", "0.32"]) == 0
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    scored = [l for l in lines if "eval_fid" in l]
+    assert [l["kimg"] for l in scored] == [0.16, 0.32] and all(l["eval_num"] == 100 for l in scored)
+    best = best_snapshot(run)
+    assert best["fid"] == min(l["eval_fid"] for l in scored)
+    assert load_network(best["checkpoint"]).img_resolution == 8  # the snapshot it names exists
+    assert best_snapshot(tmp_path) is None  # no log, no best snapshot

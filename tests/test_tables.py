@@ -3,6 +3,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,8 +41,8 @@ def test_paper_plan_runs_every_row_under_torchrun(tmp_path):
     plan = paper_plan(request)
     assert [s["row"] for s in plan[:7]] == [f"teacher, Heun NFE {n}" for n in (1, 3, 5, 9, 17, 35, 79)]
     assert teacher_steps(32)[-1] == 18 and teacher_steps(64)[-1] == 40
-    assert [s["row"] for s in plan[7:]] == ["GDD-I released (NFE 1)", "GDD training", "GDD (NFE 1)",
-                                            "GDD-I training", "GDD-I (NFE 1)"]
+    assert [s["row"] for s in plan[7:]] == ["GDD-I released (NFE 1)", "GDD training", "GDD (NFE 1), final",
+                                            "GDD-I training", "GDD-I (NFE 1), final"]
     for step in plan:
         assert step["argv"][:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8",
                                     "-m"]
@@ -49,6 +50,8 @@ def test_paper_plan_runs_every_row_under_torchrun(tmp_path):
     assert fid[fid.index("--num") + 1] == "50000" and fid[fid.index("--steps") + 1] == "1"
     train = plan[-2]["argv"]
     assert train[train.index("--preset") + 1] == "afhqv2-64-gddi" and "--resume" in train
+    # every snapshot is scored with the table's protocol, so the best one can be reported
+    assert train[train.index("--eval-ref") + 1] == str(files["ref.npz"]) and train[train.index("--eval-num") + 1] == "50000"
     kwargs = json.loads(train[train.index("--discriminator_kwargs") + 1])
     assert kwargs == {"backbones": "deit+lite0", "weights": {"vgg16_bn": str(files["vgg.pth"])}}
     single = paper_plan(TableRequest(**{**request.__dict__, "gpus": 1}))
@@ -119,3 +122,30 @@ def test_seed_spread_table(tmp_path):
         (tmp_path / "mini" / "seeds" / f"s{seed}.json").write_text(json.dumps([run]))
     md = seeds_markdown(tmp_path)
     assert "| `digits-gdd` | 0.001 | 3 | 9.00, 11.00, 13.00 | 11.00 ± 2.00 | 15.00, 17.00, 19.00 | 17.00 ± 2.00 |" in md
+
+
+def test_paper_table_reports_the_final_and_the_best_snapshot(tmp_path):
+    """A paper table whose runs are done (their outputs exist, so nothing runs): each method gets its final EMA row
+    and its lowest-FID snapshot row, and the reported FID stands beside the best snapshot, as the authors chose it."""
+    files = {name: tmp_path / name for name in ("edm.pkl", "data.zip", "inception.pt", "ref.npz")}
+    for f in files.values():
+        f.write_bytes(b"x")
+    request = TableRequest("cifar10", "paper", teacher=str(files["edm.pkl"]), data=str(files["data.zip"]),
+                           feature_weights=str(files["inception.pt"]), ref=str(files["ref.npz"]),
+                           runs=str(tmp_path / "runs"), results=str(tmp_path / "results"),
+                           figures=str(tmp_path / "figures"), methods=["gddi"])
+    for step in paper_plan(request):
+        out = Path(step["output"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(dict(fid=2.5, num=50000)) if out.suffix == ".json" else "x")
+    run = tmp_path / "runs" / "paper" / "cifar10" / "gddi"
+    (run / "config.json").write_text(json.dumps(dict(freeze_level=1)))
+    log = [dict(nimg=n, kimg=n / 1000, train_seconds=n / 100, **({"eval_fid": f, "eval_num": 50000} if f else {}))
+           for n, f in ((250_000, 3.1), (300_000, None), (500_000, 1.9), (750_000, 2.4))]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    rows = {r["row"]: r for r in build_table(request)["rows"]}
+    final, best = rows["GDD-I (NFE 1), final"], rows["GDD-I (NFE 1), best snapshot (500 kimg)"]
+    assert final["fid"] == 2.5 and final["kimg"] == 750 and final["reported_fid"] is None
+    assert best["fid"] == 1.9 and best["kimg"] == 500 and best["reported_fid"] == 1.54
+    assert best["checkpoint"].endswith("network-snapshot-000500000.safetensors")
+    assert "snapshot (every 250 kimg) of lowest FID" in (tmp_path / "figures" / "table_cifar10_paper.md").read_text()

@@ -1,0 +1,188 @@
+"""The projected discriminator: BatchNorm statistics over fixed groups (independent of the process count), the
+authors' class embedding read safely, and the conditional heads' refusal to start from nothing silently."""
+
+import copy
+import pickle
+import warnings
+
+import pytest
+import torch
+
+from paperlib.checkpoints import CheckpointError, read_class_embedding
+from paperlib.discriminators import GroupBatchNorm2d, ProjectedDiscriminator, RandomBackboneWarning
+
+TINY = dict(backbones=("tf_efficientnet_lite0",), resize=64)  # random weights, small input: seconds on a CPU
+
+
+def tiny_projected(**kwargs) -> ProjectedDiscriminator:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomBackboneWarning)
+        torch.manual_seed(0)
+        return ProjectedDiscriminator(**{**TINY, **kwargs}).train()
+
+
+def test_group_batchnorm_equals_batchnorm_per_group():
+    torch.manual_seed(0)
+    bn = GroupBatchNorm2d(5, group=4)
+    with torch.no_grad():
+        bn.weight.normal_(), bn.bias.normal_()
+    x = torch.randn(12, 5, 3, 3) * 3 + 1
+    reference = torch.nn.BatchNorm2d(5, track_running_stats=False)
+    reference.load_state_dict(bn.state_dict())
+    expected = torch.cat([reference(chunk) for chunk in x.split(4)])
+    torch.testing.assert_close(bn(x), expected, rtol=1e-5, atol=1e-5)
+    assert not bn.track_running_stats and bn.running_mean is None  # nothing that depends on the process count
+    with pytest.raises(ValueError, match="groups of 4 images do not divide a batch of 6"):
+        bn(x[:6])
+
+
+def test_projected_discriminator_on_two_groups_equals_each_half():
+    """In training mode D(x) on 2 x bn_group images is D on each half, concatenated: what one process computes on a
+    batch of 2 x bn_group is what two processes compute on theirs."""
+    D = tiny_projected(bn_group=4)
+    x = torch.rand(8, 1, 8, 8) * 2 - 1
+    # Each call from the same state: a training forward advances spectral norm's power iteration.
+    whole = copy.deepcopy(D)(x, None)
+    halves = [copy.deepcopy(D)(h, None) for h in x.split(4)]
+    for k, logits in enumerate(whole):
+        torch.testing.assert_close(logits, torch.cat([h[k] for h in halves]), rtol=1e-4, atol=1e-5)
+    ungrouped = copy.deepcopy(tiny_projected(bn_group=0))(x, None)  # statistics over all 8 images differ
+    assert not torch.allclose(ungrouped[0], whole[0], atol=1e-4)
+
+
+def write_embedding_pickle(path, rows=1000, dim=320):
+    torch.manual_seed(3)
+    embed = torch.nn.Embedding(rows, dim)
+    with open(path, "wb") as f:
+        pickle.dump({"embed": embed}, f)
+    return embed.weight.detach().clone()
+
+
+def test_class_embedding_is_read_without_running_code(tmp_path):
+    path = tmp_path / "tf_efficientnet_lite0.pkl"
+    weight = write_embedding_pickle(path)
+    table = read_class_embedding(path)
+    assert table.shape == (1000, 320) and torch.equal(table, weight)
+    D = tiny_projected(label_dim=10, class_embedding=str(path))
+    for head in D.heads[0]:  # every head starts from the file's table (and trains it)
+        assert torch.equal(head.cond.embed.weight.detach(), weight) and head.cond.embed.weight.requires_grad
+    write_embedding_pickle(tmp_path / "small.pkl", rows=10)
+    with pytest.raises(CheckpointError, match=r"small.pkl: expected a pickled \{'embed': Embedding\(1000, 320\)\}"):
+        read_class_embedding(tmp_path / "small.pkl")
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch pwned",))
+
+
+def test_malicious_class_embedding_is_refused(tmp_path):
+    path = tmp_path / "evil.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"embed": Exploit()}, f)
+    with pytest.raises(CheckpointError, match=r"evil.pkl: refusing to load global '(posix|os)\.system'"):
+        read_class_embedding(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_conditional_heads_need_an_explicit_embedding():
+    with pytest.raises(ValueError, match="in_embeddings/tf_efficientnet_lite0.pkl"):
+        tiny_projected(label_dim=10)
+    random_rows = tiny_projected(label_dim=10, class_embedding="random")  # an explicit choice stays available
+    assert random_rows.heads[0][0].cond.embed.num_embeddings == 1000
+
+
+def test_conditional_paper_presets_name_the_embedding_file():
+    from paperlib.presets import preset_config
+    from paperlib.train import ConfigError
+
+    with pytest.raises(ConfigError, match="class_embedding=/path/to/in_embeddings/tf_efficientnet_lite0.pkl"):
+        preset_config("imagenet-64-gddi", teacher="t.pkl", dataset="d.zip")
+    cfg = preset_config("cifar10-cond-gdd", teacher="t.pkl", dataset="d.zip",
+                        discriminator_kwargs=dict(backbones="vgg16_bn+lite0", class_embedding="e.pkl"))
+    assert cfg.discriminator_kwargs["class_embedding"] == "e.pkl"
+    preset_config("cifar10-uncond-gdd", teacher="t.pkl", dataset="d.zip")  # unconditional: nothing needed
+
+
+def test_spectral_norm_starts_as_the_reference_without_power_iterations():
+    """PyTorch's parametrization runs 15 power iterations when built; the reference's hook-based spectral norm
+    starts from random unit u, v. paperlib starts as the reference: u^T W v is then far from the top singular value."""
+    from paperlib.discriminators import _spectral_norm
+
+    torch.manual_seed(0)
+    conv = _spectral_norm(torch.nn.Conv2d(64, 128, 4))
+    sn = conv.parametrizations.weight[0]
+    w = conv.parametrizations.weight.original.flatten(1)
+    estimate = torch.dot(sn._u, w @ sn._v).abs()
+    assert estimate < 0.5 * torch.linalg.matrix_norm(w, 2)
+    assert torch.allclose(sn._u.norm(), torch.tensor(1.0)) and torch.allclose(sn._v.norm(), torch.tensor(1.0))
+
+
+def test_adam_eps_scaled_to_mean_gradients_takes_the_reference_steps():
+    """The reference's gradients are sums over a process's 64 images, paperlib's means: with eps / 64, Adam's
+    steps are the same."""
+    from paperlib.presets import preset_config
+
+    assert preset_config("cifar10-uncond-gdd", teacher="t.pkl", dataset="d.zip").adam_eps == pytest.approx(1e-8 / 64)
+    assert preset_config("digits-gdd").adam_eps == 1e-8  # mini scale: no reference convention to follow
+    grads = [torch.randn(50) * 1e-9 for _ in range(3)]  # small enough for eps to matter
+    steps = []
+    for scale, eps in ((64.0, 1e-8), (1.0, 1e-8 / 64)):
+        p = torch.zeros(50, requires_grad=True)
+        adam = torch.optim.Adam([p], lr=1e-3, betas=(0.0, 0.99), eps=eps)
+        for g in grads:
+            p.grad = g * scale
+            adam.step()
+        steps.append(p.detach().clone())
+    torch.testing.assert_close(steps[0], steps[1], rtol=1e-5, atol=1e-12)
+
+
+def test_fast_discriminator_stays_close_and_exact_passes_are_faithful():
+    """fast_d runs the frozen feature networks in bf16 autocast. bf16 keeps 8 mantissa bits (relative rounding
+    2^-9, about 2e-3, per operation); through EfficientNet-lite0's ~50 layers (random weights here) and the
+    projection the logits move by about 1e-2 relative (measured 1.8e-2 here), so the bound is 5e-2. Inside exact() the path is the faithful fp32 one
+    (its weights in channels-last layout change only the rounding)."""
+    faithful = tiny_projected(bn_group=4)
+    fast = copy.deepcopy(faithful)
+    fast.enable_fast(compile=False)
+    x = torch.rand(8, 1, 8, 8) * 2 - 1
+    want = copy.deepcopy(faithful)(x, None)[0]
+    got = copy.deepcopy(fast)(x, None)[0]
+    relative = ((got - want).norm() / want.norm()).item()
+    assert 1e-5 < relative < 5e-2  # really bf16, and close
+    exact = copy.deepcopy(fast)
+    with exact.exact():
+        torch.testing.assert_close(exact(x, None)[0], want, rtol=1e-5, atol=1e-5)
+    assert not exact._exact
+
+
+def test_fast_discriminator_trains_and_its_r1_takes_the_exact_path(monkeypatch, tmp_path):
+    import paperlib.train as train_module
+    from paperlib.checkpoints import save_network
+    from paperlib.precond import EDMPrecond
+    from paperlib.presets import GENERATOR_CONFIGS
+    from paperlib.train import DistInfo, GDDObjective, TrainConfig
+
+    teacher = str(tmp_path / "teacher.safetensors")
+    torch.manual_seed(0)
+    save_network(EDMPrecond(**dict(GENERATOR_CONFIGS["mini"], model_channels=16, channel_mult=[1, 2], num_blocks=1)),
+                 teacher)
+    cfg = TrainConfig(teacher=teacher, batch=8, bn_group=4, r1_interval=2, discriminator="projected", fast_d=True,
+                      discriminator_kwargs=TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomBackboneWarning)
+        objective = GDDObjective(cfg, DistInfo(), None, torch.device("cpu"))
+    modes = []
+    original_r1 = train_module.r1_loss
+    monkeypatch.setattr(train_module, "r1_loss", lambda D, *a: (modes.append(D._exact), original_r1(D, *a))[1])
+    before = [p.detach().clone() for p in objective.net.parameters()]
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    gen = torch.Generator().manual_seed(1)
+    noise = lambda shape: torch.randn(list(shape), generator=gen)  # noqa: E731
+    images = torch.rand(8, 1, 8, 8, generator=gen) * 2 - 1
+    losses = [objective.step(k, 8 * k, images, None, noise) for k in range(3)]
+    assert modes == [True] and "loss_R1" in losses[2]  # R1 at iteration 2 only, on the exact path
+    assert all(torch.isfinite(v) for out in losses for v in out.values())
+    assert any(not torch.equal(p, b) for p, b in zip(objective.net.parameters(), before))
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags  # exact() restored them
