@@ -39,7 +39,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         labels.append(batch.labels.numpy())
         nfe = batch.nfe
     buf = io.BytesIO()
-    np.savez(buf, images=np.concatenate(images), labels=np.concatenate(labels), seeds=np.array(seeds), nfe=nfe)
+    np.savez(buf, images=np.concatenate(images), labels=np.concatenate(labels),
+             seeds=np.fromiter(seeds, dtype=np.int64, count=len(seeds)), nfe=nfe)
     atomic_write_bytes(outdir / "samples.npz", buf.getvalue())
     print(f"wrote {len(seeds)} images (NFE {nfe}) to {outdir}")
 
@@ -160,6 +161,26 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(to_markdown(build_table(request)))
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def device_arg(text: str) -> str:
+    """argparse type: cpu, cuda or cuda:N, with CUDA only where a GPU is visible."""
+    if text.split(":")[0] not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected cpu or cuda[:N], got {text!r}")
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA GPU is visible to this process; use cpu")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -171,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default 18 for diffusion models, 1 for GDD generators")
     p.add_argument("--solver", choices=["heun", "euler"], default="heun")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class for conditional models (default: random per seed)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--outdir", required=True)
     p.add_argument("--bf16", action="store_true", help="sample in the training precision (bfloat16 on CUDA for "
                    "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
@@ -189,20 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "(EDM's fid-refs .npz or a dataset), logged as eval_fid in metrics.jsonl")
     p.add_argument("--eval-features", choices=["digits", "inception"], default="inception")
     p.add_argument("--eval-feature-weights", default=None, help="inception-2015-12-05.pt for --eval-ref")
-    p.add_argument("--eval-num", type=int, default=50000, help="samples per snapshot FID (seeds 0..num-1)")
+    p.add_argument("--eval-num", type=positive_int, default=50000, help="samples per snapshot FID (seeds 0..num-1)")
     p.set_defaults(func=cmd_train, takes_extra=True)
 
     p = sub.add_parser("fid", help="generate samples and compute FID (and KID, precision/recall) against a reference")
     p.add_argument("--ckpt", required=True)
     p.add_argument("--ref", required=True, help="reference: an .npz with mu/sigma (e.g. EDM's fid-refs) or a dataset "
                    "(digits-8:train, or an EDM-format folder/zip)")
-    p.add_argument("--num", type=int, default=50000, help="number of samples, seeds 0..num-1")
+    p.add_argument("--num", type=positive_int, default=50000, help="number of samples, seeds 0..num-1")
     p.add_argument("--seeds", default=None, help="explicit seeds instead of --num")
     p.add_argument("--steps", type=int, default=None, help="sampler steps for diffusion models (default 18)")
     p.add_argument("--features", choices=["digits", "inception"], default="inception")
     p.add_argument("--feature-weights", default=None, help="inception-2015-12-05.pt (or another digits feature net)")
-    p.add_argument("--batch", type=int, default=250)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=positive_int, default=250)
+    p.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     p.add_argument("--bf16", action="store_true", help="sample in the training precision (bfloat16 on CUDA for "
                    "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
@@ -264,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
             args.func(args)
     except (CheckpointError, DatasetError, MetricError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. an output folder that is a file, a full disk: one line naming the path
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0
 

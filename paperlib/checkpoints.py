@@ -11,6 +11,7 @@ and init kwargs), written atomically: a failed write never replaces a good file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -102,7 +103,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class _StorageBlobUnpickler(pickle.Unpickler):
+class _StorageBlobUnpickler(pickle._Unpickler):
     """Reads the pickled header of a legacy (non-zip) ``torch.save`` of one storage."""
 
     def find_class(self, module: str, name: str) -> Any:
@@ -118,7 +119,7 @@ class _StorageBlobUnpickler(pickle.Unpickler):
 
 def _load_storage_blob(blob: bytes) -> torch.Tensor:
     """Decode ``torch.storage._load_from_bytes``' argument into a flat tensor, without torch's unpickler."""
-    f = io.BytesIO(blob)
+    f = io.BytesIO(blob)  # reads from memory never allocate more than the blob holds
     for _ in range(3):  # magic number, protocol version, system info
         _StorageBlobUnpickler(f).load()
     dtype, key, numel = _StorageBlobUnpickler(f).load()
@@ -214,9 +215,11 @@ def safe_unpickle(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path}: file not found (expected an EDM/GDD network pickle)")
     try:
         with open(path, "rb") as f:
-            return SafeUnpickler(f, source=str(path)).load()
-    except CheckpointError:
-        raise
+            return SafeUnpickler(f, source=str(path), max_bytes=path.stat().st_size).load()
+    except CheckpointError as exc:  # refusals raised deep inside (storage blobs, numpy, dill) name the file here
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, struct.error,
             AttributeError, UnicodeDecodeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: not a readable network pickle (truncated or corrupted?): "
@@ -313,13 +316,32 @@ def _load_weights(net: Denoiser, state: dict, source: str, drop_extra: tuple[str
     return net
 
 
+def max_params() -> int:
+    """The largest network a checkpoint may ask for, in parameters: PAPERLIB_MAX_PARAMS, default 2e9 (EDM's
+    largest released network has 296M), so that a small file cannot make paperlib allocate without bound."""
+    return int(float(os.environ.get("PAPERLIB_MAX_PARAMS", "2e9")))
+
+
+def build_checked(precond: str, init_kwargs: dict, source: str) -> Denoiser:
+    """``build_network`` for a config read from a file: sized first on the meta device (nothing allocated), and
+    refused, naming the file, above :func:`max_params` or when the config does not build."""
+    try:
+        with torch.device("meta"):
+            size = sum(p.numel() for p in build_network(precond, **init_kwargs).parameters())
+        if size > max_params():
+            raise CheckpointError(f"{source}: its config asks for a network of {size:,} parameters, above the limit "
+                                  f"of {max_params():,}; set PAPERLIB_MAX_PARAMS to raise it if the file is trusted")
+        return build_network(precond, **init_kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{source}: cannot rebuild {precond!r} from its config: {exc}") from None
+
+
 def network_from_pickle(path: str | os.PathLike, key: str = "ema") -> Denoiser:
     """Rebuild the EDM/GDD network in ``path`` with paperlib's classes and load its weights exactly."""
     pickled = read_network_pickle(path, key)
-    try:
-        net = build_network(pickled.precond, **pickled.init_kwargs)
-    except TypeError as exc:
-        raise CheckpointError(f"{path}: cannot rebuild {pickled.precond} from the pickle's kwargs: {exc}") from None
+    net = build_checked(pickled.precond, pickled.init_kwargs, str(path))
     return _load_weights(net.eval().requires_grad_(False), pickled.state_dict, str(path))
 
 
@@ -369,15 +391,35 @@ def save_network(net: Denoiser, path: str | os.PathLike, extra: dict | None = No
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / NETWORK_FILENAME
-    config = dict(format=FORMAT_NAME, version=FORMAT_VERSION, precond=type(net).__name__, init_kwargs=net.init_kwargs,
-                  extra=extra or {})
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
+    config = dict(format=FORMAT_NAME, version=FORMAT_VERSION, precond=type(net).__name__, init_kwargs=net.init_kwargs,
+                  extra=extra or {}, sha256=tensor_checksum(tensors))
     atomic_write_bytes(path, safetensors_save_bytes(tensors, metadata={"paperlib": json.dumps(config)}))
     return path
 
 
-def read_network_file(path: str | os.PathLike) -> tuple[dict, dict]:
-    """(config, state_dict) of a paperlib network file. Raises CheckpointError naming the file."""
+def tensor_checksum(obj: Any) -> str:
+    """SHA-256 of every tensor in a nested dict/list/tuple (dict keys hashed too, in sorted order): the integrity
+    check of paperlib's network files and training states."""
+    digest = hashlib.sha256()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, torch.Tensor):
+            digest.update(node.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(node, dict):
+            for key in sorted(node, key=str):
+                digest.update(str(key).encode())
+                walk(node[key])
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item)
+    walk(obj)
+    return digest.hexdigest()
+
+
+def read_network_file(path: str | os.PathLike, verify: bool = True) -> tuple[dict, dict]:
+    """(config, state_dict) of a paperlib network file, its weights checked against the checksum it stores
+    (unless ``verify=False``; files written before checksums have none). Raises CheckpointError naming the file."""
     path = Path(path)
     if path.is_dir():
         path = path / NETWORK_FILENAME
@@ -395,20 +437,21 @@ def read_network_file(path: str | os.PathLike) -> tuple[dict, dict]:
     if config.get("format") != FORMAT_NAME or config.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format {config.get('format')!r} v{config.get('version')}; "
                               f"expected {FORMAT_NAME!r} v{FORMAT_VERSION}")
+    if verify and config.get("sha256") and config["sha256"] != tensor_checksum(state):
+        raise CheckpointError(f"{path}: its weights do not match the checksum stored with them: the file was "
+                              f"corrupted or edited (load_network(..., verify=False) skips this check)")
     return config, state
 
 
-def load_network(path: str | os.PathLike, key: str = "ema") -> Denoiser:
-    """Load a network from a paperlib file/folder or an EDM/GDD pickle (``key`` selects 'ema' or 'net').
+def load_network(path: str | os.PathLike, key: str = "ema", verify: bool = True) -> Denoiser:
+    """Load a network from a paperlib file/folder or an EDM/GDD pickle (``key`` selects 'ema' or 'net');
+    ``verify=False`` skips the checksum of a paperlib file's weights (for speed).
 
     Returns the denoiser in eval mode with ``requires_grad`` off, on the CPU.
     """
     path = Path(path)
     if path.suffix == ".pkl":
         return network_from_pickle(path, key)
-    config, state = read_network_file(path)
-    try:
-        net = build_network(config["precond"], **config["init_kwargs"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot rebuild {config.get('precond')!r} from its config: {exc}") from None
+    config, state = read_network_file(path, verify=verify)
+    net = build_checked(config.get("precond"), config.get("init_kwargs") or {}, str(path))
     return _load_weights(net.eval().requires_grad_(False), state, str(path))

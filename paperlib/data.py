@@ -166,7 +166,8 @@ class ImageFolderDataset(ImageDataset):
             return None
         table = {}
         for entry in entries:
-            if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], int)):
+            if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], int)
+                    and not isinstance(entry[1], bool)):
                 raise DatasetError(f"{self.path}/dataset.json: label entry {entry!r} is not [file name, integer class]")
             table[str(entry[0]).replace("\\", "/")] = entry[1]
         missing = [f for f in self.files if f not in table]
@@ -187,6 +188,8 @@ class ImageFolderDataset(ImageDataset):
             with Image.open(io.BytesIO(self._read_bytes(fname))) as img:
                 img.load()
                 array = np.asarray(img)
+        except Image.DecompressionBombError as exc:
+            raise DatasetError(f"{self.path}/{fname}: refused, the image is too large to decode safely ({exc})") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise DatasetError(f"{self.path}/{fname}: not a readable image: {exc}") from None
         array = array[:, :, None] if array.ndim == 2 else array
@@ -245,7 +248,8 @@ def convert_cifar10(archive: str | os.PathLike, out_zip: str | os.PathLike, spli
                     f = tar.extractfile(member)
                 except KeyError:
                     raise DatasetError(f"{archive}: missing {member}; is this the CIFAR-10 python archive?") from None
-                batch = _CifarBatchUnpickler(f, source=f"{archive}:{member}", encoding="bytes").load()
+                batch = _CifarBatchUnpickler(f, source=f"{archive}:{member}", max_bytes=tar.getmember(member).size,
+                                             encoding="bytes").load()
                 images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
                 labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
     except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError, UnsafePickleError) as exc:
@@ -284,8 +288,11 @@ def digits_dataset(split: str = "train", resolution: int = 8, conditional: bool 
 def open_dataset(spec: str | os.PathLike, labels: bool = True) -> ImageDataset:
     """A dataset by name or path: 'digits[-8|-16][:train|test|all]' or an EDM folder/zip; ``labels=False`` drops them."""
     text = str(spec)
-    if text.startswith("digits"):
+    if text.startswith("digits") and not Path(text).exists():
         name, _, split = text.partition(":")
-        resolution = int(name.split("-")[1]) if "-" in name else 8
-        return digits_dataset(split or "train", resolution, conditional=labels)
+        size = name.partition("-")[2] or "8"
+        if name not in ("digits", "digits-8", "digits-16") or split not in ("", "train", "test", "all"):
+            raise DatasetError(f"dataset {text!r}: expected digits[-8|-16][:train|test|all] or the path of a "
+                               f"dataset in EDM's format")
+        return digits_dataset(split or "train", int(size), conditional=labels)
     return ImageFolderDataset(spec, use_labels=labels)

@@ -7,6 +7,8 @@ Units: sigma is the noise standard deviation in data units (images in [-1, 1]); 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -92,15 +94,40 @@ class SeedRandom:
         return torch.stack([torch.randint(high, size=(), generator=g, device=self.device) for g in self.generators])
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-63' or '1,5,10-12' -> list of non-negative ints (ranges inclusive, as EDM's generate.py)."""
-    seeds: list[int] = []
+class Seeds(Sequence):
+    """Seeds as inclusive ranges that are never expanded as a whole: length, indexing and slicing (a slice is a
+    list) cost what they return, so '0-999999999' takes no memory until a batch of it is sampled."""
+
+    def __init__(self, ranges: list[range]):
+        self.ranges = ranges
+        self._ends = list(itertools.accumulate(len(r) for r in ranges))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"seed index {index} out of range for {len(self)} seeds")
+        k = bisect.bisect_right(self._ends, index)
+        return self.ranges[k][index - (self._ends[k - 1] if k else 0)]
+
+    def __iter__(self):
+        return itertools.chain.from_iterable(self.ranges)
+
+
+def parse_seeds(text: str) -> Seeds:
+    """'0-63' or '1,5,10-12' -> the seeds, non-negative ints (ranges inclusive, as EDM's generate.py), lazily."""
+    ranges = []
     for part in str(text).split(","):
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match or int(match[2] or match[1]) < int(match[1]):
             raise ValueError(f"cannot parse seeds {text!r}: expected e.g. '0-63' or '1,5,10-12'")
-        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
-    return seeds
+        ranges.append(range(int(match[1]), int(match[2] or match[1]) + 1))
+    return Seeds(ranges)
 
 
 @dataclass

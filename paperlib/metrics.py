@@ -179,10 +179,17 @@ class Stats:
     def load(cls, path: str | os.PathLike) -> "Stats":
         if not Path(path).is_file():
             raise MetricError(f"{path}: reference statistics not found (expected an .npz with mu and sigma)")
-        with np.load(path) as data:
-            if "mu" not in data or "sigma" not in data:
-                raise MetricError(f"{path}: an .npz with arrays mu and sigma was expected, found {sorted(data.files)}")
-            return cls(data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data.get("count", 0)))
+        try:
+            with np.load(path) as data:  # allow_pickle stays False: an object array is refused, not run
+                if "mu" not in data or "sigma" not in data:
+                    raise MetricError(f"{path}: an .npz with arrays mu and sigma was expected, found {sorted(data.files)}")
+                stats = cls(data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data.get("count", 0)))
+        except (ValueError, OSError, EOFError) as exc:  # pickled objects, a truncated or non-npz file
+            raise MetricError(f"{path}: not readable reference statistics (.npz of plain arrays mu, sigma): {exc}") from None
+        if stats.mu.ndim != 1 or stats.sigma.shape != (len(stats.mu), len(stats.mu)):
+            raise MetricError(f"{path}: mu has shape {list(stats.mu.shape)} and sigma {list(stats.sigma.shape)}; "
+                              f"expected [D] and [D, D]")
+        return stats
 
 
 def feature_stats(features: np.ndarray) -> Stats:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import json
 import os
 import time
@@ -31,6 +30,8 @@ from paperlib.discriminators import build_discriminator
 from paperlib.freezing import apply_freezing
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_loss
 from paperlib.precond import build_network
+from paperlib.rundir import (RunError, append_log, check_resumed_config, load_newest_state, lock_run_dir, read_log,
+                             remove_leftovers, save_state, say, state_paths, write_log)
 
 OBJECTIVES = ("edm", "gdd", "instance")
 
@@ -82,6 +83,7 @@ class TrainConfig:
     channels_last: bool = False
     tf32: bool = False                         # CUDA: TF32 for fp32 convolutions and matmuls (off, as the reference)
     compile: bool = False                      # torch.compile the trained network's backbone (slow to build)
+    max_nonfinite_steps: int = 20              # stop when this many iterations in a row had NaN/inf gradients
     fast_d: bool = False                       # projected D, opt-in: features in bf16 autocast, channels-last,
                                                # compiled on CUDA; TF32 on CUDA; R1 passes stay exact
     num_workers: int = 2                       # data-loading workers for folder datasets
@@ -101,8 +103,7 @@ class TrainConfig:
             raise ConfigError(f"objective {self.objective!r} needs a teacher checkpoint (teacher=PATH)")
         if self.objective == "edm" and not self.arch:
             raise ConfigError("objective 'edm' trains a network from scratch and needs its architecture (arch={...})")
-        if self.batch < 1 or self.total_kimg <= 0:
-            raise ConfigError(f"batch ({self.batch}) and total_kimg ({self.total_kimg}) must be positive")
+        self._check_values()
         if (self.r1_gamma is None) == (not self.r1_gamma_sum):
             raise ConfigError(f"give the R1 weight once: r1_gamma ({self.r1_gamma}, paperlib's convention) or "
                               f"r1_gamma_sum ({self.r1_gamma_sum}, the reference's, divided by bn_group)")
@@ -115,6 +116,49 @@ class TrainConfig:
         if self.bn_group and self.discriminator != "projected":
             raise ConfigError(f"bn_group applies to the projected discriminator's BatchNorm; the {self.discriminator!r} "
                               f"discriminator has none")
+
+    def _check_values(self) -> None:
+        """Every value's type and range, so that a wrong value stops the run before anything is written."""
+        def number(name: str, low: float, strict: bool = False, integer: bool = False, none: bool = False) -> None:
+            value = getattr(self, name)
+            if none and value is None:
+                return
+            kind = int if integer else (int, float)
+            ok = isinstance(value, kind) and not isinstance(value, bool) and (value > low if strict else value >= low)
+            if not ok:
+                what = "an integer" if integer else "a number"
+                raise ConfigError(f"{name}: expected {what} {'>' if strict else '>='} {low:g}, got {value!r}")
+
+        for name in ("batch", "r1_interval", "keep_states", "instance_steps", "max_nonfinite_steps"):
+            number(name, 1, integer=True)
+        for name in ("seed", "freeze_level", "bn_group", "num_workers"):
+            number(name, 0, integer=True)
+        for name in ("lr", "d_lr", "total_kimg", "snapshot_kimg", "log_kimg", "ema_kimg", "sigma_data"):
+            number(name, 0, strict=True)
+        for name in ("lr_rampup_kimg", "ema_rampup", "r1_gamma_sum", "P_std"):
+            number(name, 0)
+        number("r1_gamma", 0, none=True)
+        if not isinstance(self.P_mean, (int, float)) or isinstance(self.P_mean, bool):
+            raise ConfigError(f"P_mean: expected a number, got {self.P_mean!r}")
+        betas = self.betas
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise ConfigError(f"betas: expected two numbers in [0, 1), e.g. [0.0, 0.99]; got {betas!r}")
+        for name in ("conditional", "bf16", "channels_last", "tf32", "compile", "fast_d"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        choices = dict(discriminator=("small", "projected"), gan_loss=("ns", "hinge"),
+                       instance_loss=("l2", "pseudo_huber"))
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device: expected auto, cpu or cuda[:N], got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {self.device!r}: no CUDA GPU is visible to this process; use device cpu or auto")
+        for name in ("arch", "discriminator_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name}: expected a JSON object, got {getattr(self, name)!r}")
 
     @property
     def r1_weight(self) -> float:
@@ -254,6 +298,10 @@ class Objective:
     @property
     def sanitized_steps(self) -> int:
         return sum(o.sanitized_steps for o in self.optimizers.values())
+
+    def sanitized_tensor(self) -> torch.Tensor:
+        """The optimizer steps with NaN/inf gradients so far, as a device tensor (no host sync)."""
+        return sum(o._sanitized for o in self.optimizers.values())
 
 
 class EDMObjective(Objective):
@@ -406,8 +454,11 @@ class BatchStream:
                                                  pin_memory=self.device.type == "cuda",
                                                  prefetch_factor=4 if self.num_workers else None,
                                                  persistent_workers=False)
-            for images, labels in loader:
-                yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            try:
+                for images, labels in loader:
+                    yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            except DatasetError as exc:  # a worker's error arrives with its traceback: keep the message alone
+                raise DatasetError(str(exc).strip().splitlines()[-1].split("DatasetError: ", 1)[-1]) from None
 
 
 def _count(start: int):
@@ -433,20 +484,54 @@ class SharedNoise:
 # ----------------------------------------------------------------------------------------------------------
 # The loop.
 
-def _state_paths(run_dir: Path) -> list[Path]:
-    return sorted(run_dir.glob("training-state-*.pt"))
+def crossed(prev: int, cur: int, every: int) -> bool:
+    """Did the image count pass a multiple of ``every`` between ``prev`` and ``cur``?"""
+    return cur // every > prev // every
 
 
-def _save_state(path: Path, payload: dict) -> None:
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
+class NonFiniteWatch:
+    """Counts, on the device and without a host sync, the iterations in a row whose gradients held NaN or inf."""
+
+    def __init__(self, objective: Objective, device):
+        self.objective = objective
+        self.last = self.streak = self.worst = torch.zeros((), dtype=torch.long, device=device)
+        self.warned = False
+
+    def update(self) -> None:
+        total = self.objective.sanitized_tensor()
+        bad = (total > self.last).long()
+        self.last, self.streak = total, (self.streak + 1) * bad
+        self.worst = torch.maximum(self.worst, self.streak)
+
+    def check(self, limit: int, kimg: float, last_snapshot: Path | None, warn: bool) -> None:
+        """Warn at the first non-finite gradients; stop once ``limit`` iterations in a row had them."""
+        if int(self.worst) >= limit:
+            kept = f"the last good snapshot is {last_snapshot}" if last_snapshot else "no snapshot was written"
+            raise RunError(f"stopped at {kimg:g} kimg: {limit} iterations in a row had NaN/inf gradients (is the "
+                           f"learning rate too high?); {kept}")
+        if warn and not self.warned and int(self.last) > 0:
+            self.warned = True
+            print(f"[paperlib] warning: NaN/inf gradients by {kimg:g} kimg, sanitised as the reference (NaN -> 0, "
+                  f"inf -> 1e5); the run stops after {limit} such iterations in a row", flush=True)
+
+
+def _save_network_checked(ema: torch.nn.Module, path: Path, extra: dict, kept: Path | None) -> None:
+    """Save the EMA network, never with non-finite weights, and turn a failed write into a one-line error."""
+    if not all(bool(torch.isfinite(p).all()) for p in ema.parameters()):
+        raise RunError(f"{path}: not written, the EMA network has NaN/inf weights; "
+                       + (f"the last good snapshot is {kept}" if kept else "no snapshot was written"))
+    try:
+        save_network(ema, path, extra=extra)
+    except OSError as exc:
+        raise RunError(f"{path}: could not be written ({exc.strerror}); "
+                       + (f"{kept} is kept" if kept else "no earlier snapshot exists")) from None
 
 
 def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = None, callback_kimg: float = 0.0,
           progress: bool = True) -> dict:
     """Run (or resume) training; returns a summary dict. ``callback(kimg, ema_net) -> dict`` runs every
     ``callback_kimg`` and its numbers go into the metrics log (e.g. FID against training images)."""
+    # --- Check everything, take the run folder, and only then write to it.
     cfg.validate()
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
     dinfo = init_distributed(device.type)
@@ -454,22 +539,28 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         device = torch.device("cuda", dinfo.local_rank)
         torch.cuda.set_device(device)
     configure_backends(device, cfg.tf32 or cfg.fast_d)
-    run_dir = Path(cfg.run_dir)
-    existing = _state_paths(run_dir)
-    if existing and not resume:
-        raise ConfigError(f"{run_dir} already holds a run ({existing[-1].name}); pass --resume to continue it "
-                          f"or choose another run_dir")
-    is_main = dinfo.rank == 0
+    run_dir, is_main = Path(cfg.run_dir), dinfo.rank == 0
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir {run_dir} is a file; expected a folder (or a path that does not exist yet)")
+    lock = lock_run_dir(run_dir) if is_main else None  # noqa: F841 (held until the process ends)
+    if state_paths(run_dir) and not resume:
+        raise ConfigError(f"{run_dir} already holds a run ({state_paths(run_dir)[-1].name}); pass --resume to "
+                          f"continue it or choose another run_dir")
+    if resume:
+        check_resumed_config(run_dir, asdict(cfg))
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(run_dir)
         atomic_write_bytes(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
 
+    # --- Data, networks, objective.
     torch.manual_seed(cfg.seed)  # global stream: module init (e.g. teacher from scratch, D heads), dropout
     dataset = open_dataset(cfg.dataset, labels=cfg.conditional)
     if cfg.conditional and dataset.labels is None:
         raise ConfigError(f"{cfg.dataset}: a conditional run needs labels, and this dataset has none")
     objective = OBJECTIVE_CLASSES[cfg.objective](cfg, dinfo, dataset, device)
     net = objective.net
+    if cfg.conditional and not net.label_dim:
+        raise ConfigError(f"conditional is true but the teacher {cfg.teacher} is unconditional (label_dim 0)")
     try:
         dataset.check_compatible(net)
     except DatasetError as exc:
@@ -477,12 +568,16 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     speed_up(objective, cfg)
     noise = SharedNoise(cfg.seed + 1, dinfo, device)
+
+    # --- Resume from the newest state that loads, or start from scratch with a fresh log.
     cur_nimg = batch_idx = 0
     trained_seconds = 0.0  # wall time spent training, over every resumed part, callbacks excluded
     metrics_path = run_dir / "metrics.jsonl"
-
-    if resume and existing:
-        state = torch.load(existing[-1], map_location=device, weights_only=True)
+    state, state_path = load_newest_state(run_dir, device) if resume else (None, None)
+    if resume and state is None and state_paths(run_dir):
+        raise RunError(f"no training state in {run_dir} loads (see above); every file is kept: move them away to start "
+                       f"the run over")
+    if state is not None:
         for name, module in objective.modules().items():
             module.load_state_dict(state["modules"][name])
         ema.load_state_dict(state["ema"])
@@ -492,10 +587,16 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         torch.set_rng_state(state["torch_rng"])
         cur_nimg, batch_idx = int(state["cur_nimg"]), int(state["batch_idx"])
         trained_seconds = float(state.get("trained_seconds", 0.0))
-        if is_main and metrics_path.exists():  # drop log lines written after the state we resume from
-            lines = [l for l in metrics_path.read_text().splitlines() if json.loads(l).get("nimg", 0) <= cur_nimg]
-            atomic_write_bytes(metrics_path, ("\n".join(lines) + "\n" if lines else "").encode())
+        if is_main:  # drop log records written after the state we resume from
+            write_log(metrics_path, [r for r in read_log(metrics_path) if r.get("nimg", 0) <= cur_nimg])
+            say(f"resuming {run_dir} from {state_path.name} ({cur_nimg / 1000:g} kimg)")
+    elif is_main:
+        if resume:
+            say(f"{run_dir} has no training state to resume from: starting from scratch")
+        if metrics_path.exists():  # a run that stopped before its first state: its records start over
+            metrics_path.unlink()
 
+    # --- The loop.
     stream = BatchStream(dataset, cfg.batch, cfg.seed, dinfo, device, cfg.num_workers).batches(batch_idx)
     total = int(cfg.total_kimg * 1000)
     snap_n, log_n = max(int(cfg.snapshot_kimg * 1000), 1), max(int(cfg.log_kimg * 1000), 1)
@@ -504,32 +605,21 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
                 trainable=sum(p.numel() for p in net.parameters() if p.requires_grad))
     if is_main:
         frozen = info.get("freezing")
-        print(f"[paperlib] {cfg.objective} run in {run_dir}: {info['params']:,} parameters, {info['trainable']:,} trained"
-              + (f", freeze level {frozen['level']}: {100 * frozen['frozen_fraction']:.2f}% frozen" if frozen else ""),
-              flush=True)
+        say(f"{cfg.objective} run in {run_dir}: {info['params']:,} parameters, {info['trainable']:,} trained"
+            + (f", freeze level {frozen['level']}: {100 * frozen['frozen_fraction']:.2f}% frozen" if frozen else ""))
     bar = tqdm(total=total, initial=min(cur_nimg, total), unit="img", unit_scale=True, disable=not (progress and is_main),
                desc=f"{cfg.objective}")
     window = dict(t=time.perf_counter(), n=cur_nimg)
     clock = dict(start=time.perf_counter(), callbacks=0.0)
+    watch = NonFiniteWatch(objective, device)
+    snapshots = sorted(run_dir.glob("network-snapshot-*.safetensors"))
+    last_snapshot = snapshots[-1] if snapshots and state is not None else None
+    extra = lambda: dict(kimg=cur_nimg / 1000, objective=cfg.objective, freeze_level=cfg.freeze_level)  # noqa: E731
 
     def seconds_trained() -> float:
         return trained_seconds + time.perf_counter() - clock["start"] - clock["callbacks"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    def snapshot() -> None:
-        if not is_main:
-            return
-        payload = dict(config=json.dumps(asdict(cfg)), cur_nimg=cur_nimg, batch_idx=batch_idx,
-                       modules={k: m.state_dict() for k, m in objective.modules().items()}, ema=ema.state_dict(),
-                       optimizers={k: o.state_dict() for k, o in objective.optimizers.items()},
-                       noise_rng=noise.generator.get_state(), torch_rng=torch.get_rng_state(),
-                       trained_seconds=seconds_trained())
-        _save_state(run_dir / f"training-state-{cur_nimg:09d}.pt", payload)
-        for old in _state_paths(run_dir)[:-cfg.keep_states]:
-            old.unlink()
-        save_network(ema, run_dir / f"network-snapshot-{cur_nimg:09d}.safetensors",
-                     extra=dict(kimg=cur_nimg / 1000, objective=cfg.objective, freeze_level=cfg.freeze_level))
 
     while cur_nimg < total:
         images, labels = next(stream)
@@ -539,10 +629,16 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         stats = objective.step(batch_idx, cur_nimg, images, labels, noise)  # device tensors: no sync here
         beta = ema_beta(cfg.batch, cur_nimg, cfg.ema_kimg, cfg.ema_rampup)
         ema_update(ema, net, beta)
+        watch.update()
         prev, cur_nimg, batch_idx = cur_nimg, cur_nimg + cfg.batch, batch_idx + 1
         bar.update(min(cur_nimg, total) - min(prev, total))
         done = cur_nimg >= total
-        if is_main and (cur_nimg // log_n > prev // log_n or done or (cb_n and cur_nimg // cb_n > prev // cb_n)):
+        evaluate = bool(cb_n) and (crossed(prev, cur_nimg, cb_n) or done)
+
+        # Log (every rank checks the same all-reduced gradients' record, so all stop together).
+        if crossed(prev, cur_nimg, log_n) or done or evaluate:
+            watch.check(cfg.max_nonfinite_steps, cur_nimg / 1000, last_snapshot, warn=is_main)
+        if is_main and (crossed(prev, cur_nimg, log_n) or done or evaluate):
             stats = {k: float(v) for k, v in stats.items()}
             now = time.perf_counter()
             record = dict(nimg=cur_nimg, kimg=cur_nimg / 1000, **stats, ema_beta=beta,
@@ -551,20 +647,30 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
                           train_seconds=seconds_trained(),
                           peak_mem_mb=(torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0) / 2 ** 20)
             window.update(t=now, n=cur_nimg)
-            if cb_n and (cur_nimg // cb_n > prev // cb_n or done):
+            if evaluate:
                 started = time.perf_counter()
                 record.update(callback(cur_nimg / 1000, ema) or {})
                 clock["callbacks"] += time.perf_counter() - started
                 window["t"] += time.perf_counter() - started
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_log(metrics_path, record)
             bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()})
-        if cur_nimg // snap_n > prev // snap_n or done:
-            snapshot()
+
+        # Snapshot: the training state (to resume from) and the EMA network.
+        if is_main and (crossed(prev, cur_nimg, snap_n) or done):
+            payload = dict(config=json.dumps(asdict(cfg)), cur_nimg=cur_nimg, batch_idx=batch_idx,
+                           modules={k: m.state_dict() for k, m in objective.modules().items()}, ema=ema.state_dict(),
+                           optimizers={k: o.state_dict() for k, o in objective.optimizers.items()},
+                           noise_rng=noise.generator.get_state(), torch_rng=torch.get_rng_state(),
+                           trained_seconds=seconds_trained())
+            snapshot_path = run_dir / f"network-snapshot-{cur_nimg:09d}.safetensors"
+            _save_network_checked(ema, snapshot_path, extra(), last_snapshot)
+            save_state(run_dir / f"training-state-{cur_nimg:09d}.pt", payload)
+            last_snapshot = snapshot_path
+            for old in state_paths(run_dir)[:-cfg.keep_states]:
+                old.unlink()
     bar.close()
     if is_main:
-        save_network(ema, run_dir / "network.safetensors",
-                     extra=dict(kimg=cur_nimg / 1000, objective=cfg.objective, freeze_level=cfg.freeze_level))
+        _save_network_checked(ema, run_dir / "network.safetensors", extra(), last_snapshot)
     if dinfo.enabled:
         dist.barrier()
     return dict(info, run_dir=str(run_dir), nimg=cur_nimg, sanitized_steps=objective.sanitized_steps,

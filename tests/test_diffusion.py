@@ -93,8 +93,12 @@ def test_class_out_of_range(tiny_net):
 
 
 def test_parse_seeds():
-    assert parse_seeds("0-3") == [0, 1, 2, 3]
-    assert parse_seeds("1,5,10-12") == [1, 5, 10, 11, 12]
+    assert list(parse_seeds("0-3")) == [0, 1, 2, 3]
+    seeds = parse_seeds("1,5,10-12")
+    assert list(seeds) == [1, 5, 10, 11, 12] and seeds[1:4] == [5, 10, 11] and seeds[-1] == 12 and len(seeds) == 5
+    huge = parse_seeds("0-999999999,5")  # never expanded: a billion seeds cost what a batch of them costs
+    assert len(huge) == 1_000_000_001 and huge[999_999_999] == 999_999_999 and huge[-1] == 5
+    assert huge[500_000_000:500_000_003] == [500_000_000, 500_000_001, 500_000_002]
     for bad in ("", "a-b", "5-1", "-3"):
         with pytest.raises(ValueError, match="cannot parse seeds"):
             parse_seeds(bad)

@@ -1,0 +1,151 @@
+"""A training run's folder: one writer at a time, leftovers of killed writes, a log that survives a torn line, a
+resume that refuses a changed run, and training states that are checked and fall back to an older one.
+
+Files of a run folder: ``config.json`` (the run's TrainConfig), ``metrics.jsonl`` (one JSON record per line),
+``training-state-<nimg>.pt`` (torch files read with ``weights_only=True``), ``network-snapshot-<nimg>.safetensors``
+and ``network.safetensors`` (paperlib's network format), and ``.lock`` (held by the writing process).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+from pathlib import Path
+import torch
+
+from paperlib.checkpoints import atomic_write_bytes, tensor_checksum
+
+# Config values that only extend a run or change how it is watched: a resume may change these, no others.
+EXTENDABLE = ("run_dir", "total_kimg", "snapshot_kimg", "log_kimg", "keep_states", "num_workers", "device",
+              "max_nonfinite_steps")
+
+
+class RunError(ValueError):
+    """A run folder cannot be used as asked; the message names the folder or file and what to do."""
+
+
+def say(message: str) -> None:
+    print(f"[paperlib] {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One writer per folder.
+
+def lock_run_dir(run_dir: Path):
+    """Take the folder's exclusive lock for this process's lifetime (the kernel drops it when the process dies, so
+    a crashed run leaves none behind). Returns the open lock file; refuses a second writer, naming its pid."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunError(f"{run_dir} is in use by another training process (pid {holder}); wait for it to finish or "
+                       f"choose another run_dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Delete the temporary files of writes that a killed process left (``.<name>.<random>.tmp``); call under the
+    lock, so that no live writer owns them."""
+    for tmp in sorted(run_dir.glob(".*.tmp")):
+        size = tmp.stat().st_size
+        tmp.unlink()
+        say(f"removed {tmp.name} ({size / 2 ** 20:.1f} MiB), left by an interrupted write")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The metrics log.
+
+def read_log(path: Path) -> list[dict]:
+    """The records of ``metrics.jsonl``. A torn last line (a write cut short by a full disk or a kill) is dropped
+    from the file, saying so; a broken line before it is an error naming the file and line."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    lines = text.splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number < len(lines):
+                raise RunError(f"{path}, line {number}: not a JSON record ({exc}); repair or remove that line") from None
+            say(f"{path}: dropped a torn last line ({len(line)} characters) left by an interrupted write")
+            write_log(path, records)
+    return records
+
+
+def write_log(path: Path, records: list[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+
+def append_log(path: Path, record: dict) -> None:
+    """Append one record; a failed write (disk full) is an error naming the file (resume drops the torn line)."""
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as exc:
+        raise RunError(f"{path}: could not append a log record ({exc.strerror}); the training states and snapshots "
+                       f"written so far are kept, and a resume drops the torn line") from None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Resuming: the same run, from a state that loads.
+
+def check_resumed_config(run_dir: Path, new: dict) -> None:
+    """Refuse to resume ``run_dir`` with a config that changes what defines the run (anything outside
+    :data:`EXTENDABLE`), listing every difference. Nothing is written before this check passes."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: not readable JSON ({exc}); cannot check that the resumed run is the same") from None
+    changed = [f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(saved) | set(new))
+               if k not in EXTENDABLE and saved.get(k, new.get(k)) != new.get(k, saved.get(k))]
+    if changed:
+        raise RunError(f"{run_dir} holds a different run; resuming may change only {', '.join(EXTENDABLE[1:])}. "
+                       f"Changed: {'; '.join(changed)}. Start it in another run_dir instead")
+
+
+def state_paths(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("training-state-*.pt"))
+
+
+def save_state(path: Path, payload: dict) -> None:
+    """Write a training state atomically with the checksum of its tensors; a failed write (disk full) is an error
+    that says which state is kept."""
+    buf = io.BytesIO()
+    torch.save(dict(payload, checksum=tensor_checksum(payload)), buf)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:
+        kept = [p.name for p in state_paths(path.parent) if p != path]
+        raise RunError(f"{path}: could not be written ({exc.strerror}); kept "
+                       f"{kept[-1] if kept else 'no earlier training state'}, which --resume continues from") from None
+
+
+def load_newest_state(run_dir: Path, map_location) -> tuple[dict | None, Path | None]:
+    """The newest training state that loads and passes its checksum, with its path; (None, None) if none does.
+    A state that fails is skipped with a message naming it and why, and kept on disk."""
+    for path in reversed(state_paths(run_dir)):
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+            checksum = state.pop("checksum", None)
+            if checksum is not None and checksum != tensor_checksum(state):
+                raise RunError("its tensors do not match their checksum (corrupted)")
+            return state, path
+        except Exception as exc:  # any failure to read one state: try the next older one, keep the file
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            say(f"skipping {path} (kept on disk): {type(exc).__name__}: {why[:300]}")
+    return None, None
