@@ -15,7 +15,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from common import machine, measure_row, write_json
 
 GPU_CONSUMPTION = 83.6  # img/s of the CIFAR-10 GDD-I preset on one H200 (results/iteration-cifar10-h200.json)

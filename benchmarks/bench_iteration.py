@@ -31,13 +31,14 @@ SETTINGS = {"mini": dict(batch=64, discriminator="small", discriminator_kwargs={
 
 def run_iterations(width: str, freeze_level: int, device: str, iterations: int, batch: int | None, options: dict) -> dict:
     """Build a random teacher at ``width``, then time ``iterations`` GDD iterations after one warm-up (child process)."""
+    import copy
+
     import torch
 
     from paperlib.checkpoints import save_network
     from paperlib.precond import EDMPrecond
     from paperlib.presets import GENERATOR_CONFIGS
     from paperlib.train import DistInfo, GDDObjective, SharedNoise, TrainConfig, configure_backends, ema_update, speed_up
-    import copy
 
     warnings.simplefilter("ignore")  # random backbone weights are intended here
     t0 = time.perf_counter()

@@ -1,7 +1,9 @@
 """Command line: ``python -m paperlib <verb> ...``.
 
-Verbs: ``train`` (a preset, any key overridable), ``sample`` (PNGs + .npz from any checkpoint), ``convert`` (EDM/GDD pickle -> paperlib format),
-``convert-cifar10`` (CIFAR-10 python archive -> EDM dataset zip).
+Verbs: ``train`` (a preset, any key overridable), ``sample`` (PNGs + .npz from any checkpoint), ``fid`` (FID, KID,
+precision/recall of a checkpoint against a reference), ``sweep`` (mini-scale learning-rate sweep), ``table`` (one
+dataset's FID table at any scale), ``featnet`` (retrain the digits feature net), ``convert`` (EDM/GDD pickle ->
+paperlib format), ``convert-cifar10`` (CIFAR-10 python archive -> EDM dataset zip).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from paperlib.checkpoints import CheckpointError, atomic_write_bytes, load_network, save_network
+from paperlib.checkpoints import CheckpointError, load_network, save_network
 from paperlib.data import DatasetError, convert_cifar10
-from paperlib.metrics import MetricError
 from paperlib.diffusion import generate, parse_seeds, to_uint8
+from paperlib.io import atomic_write_bytes
+from paperlib.metrics import MetricError
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -107,8 +110,16 @@ def cmd_featnet(args: argparse.Namespace) -> None:
 def cmd_fid(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
-    from paperlib.metrics import (Stats, build_extractor, dataset_reference, evaluate_features, extract_features,
-                                  feature_stats, fid_from_stats, generate_uint8)
+    from paperlib.metrics import (
+        Stats,
+        build_extractor,
+        dataset_reference,
+        evaluate_features,
+        extract_features,
+        feature_stats,
+        fid_from_stats,
+        generate_uint8,
+    )
     from paperlib.train import init_distributed
 
     device = torch.device(args.device)
@@ -200,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("train", help="train with a preset; any config key can be overridden as --key value",
-                       description="Train with a named preset (python -m paperlib train --list-presets). Every key of "
+                       description="Train with a named preset (an unknown name lists them all). Every key of "
                                    "the config can be overridden, e.g. --lr 2e-4 --total_kimg 50 --teacher PATH.")
     p.add_argument("--preset", required=True)
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<preset>)")

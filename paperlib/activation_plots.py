@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from paperlib.analysis import LayerActivations
-from paperlib.grids import save_figure
+from paperlib.io import save_figure
 
 
 def _sigma_ticks(ax, sigmas: np.ndarray, axis: str = "x", count: int = 6) -> None:

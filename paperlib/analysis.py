@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from paperlib.io import resolve_device
 from paperlib.nets.layers import Conv2d
 from paperlib.precond import GDD_SIGMA, Denoiser, GDDPrecond
 
@@ -298,7 +299,7 @@ def layer_study(teacher: str, generators: dict[str, str], data: str = "digits-8:
     images = uint8_to_float(np.stack([dataset.raw_image(i) for i in order]))
     labels = torch.stack([dataset.onehot(i) for i in order]) if net.label_dim else None
     first, second = slice(0, batch), slice(batch, 2 * batch)
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    dev = resolve_device(device)
     net = net.to(dev)
     sigmas = sigma_grid(num_sigmas, sigma_min, sigma_max)
 

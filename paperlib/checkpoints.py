@@ -1,6 +1,6 @@
 """Reading EDM/GDD network pickles safely, and paperlib's own network format.
 
-EDM and GDD pickles (``shared/spec/edm-pickle-format.md``) normally rebuild their classes by ``exec``-ing the
+EDM and GDD pickles (pickled by EDM's ``torch_utils/persistence.py``) normally rebuild their classes by ``exec``-ing the
 module source stored inside the file. paperlib never does that: an allow-list unpickler turns every object
 into inert data (tensors, dicts, numbers and :class:`PersistentObject` records), refuses any other global
 before anything runs, and the network is rebuilt from the pickle's own init kwargs with paperlib's classes.
@@ -17,7 +17,6 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from safetensors.torch import load as safetensors_load_bytes
 from safetensors.torch import save as safetensors_save_bytes
 
 from paperlib import safe_pickle
+from paperlib.io import atomic_write_bytes
 from paperlib.precond import PRECONDITIONERS, Denoiser, GDDPrecond, build_network
 
 FORMAT_NAME = "paperlib-network"
@@ -361,26 +361,6 @@ def generator_from_teacher(path: str | os.PathLike, eps: float = 2e-3) -> GDDPre
 
 # ----------------------------------------------------------------------------------------------------------
 # paperlib's own format.
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions of a normal write
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def save_network(net: Denoiser, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Save ``net`` as one safetensors file with its JSON config in the metadata; returns the file path.

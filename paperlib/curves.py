@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from paperlib.experiments import EVAL_KEYS
-from paperlib.grids import save_figure, save_grid
+from paperlib.grids import save_grid
+from paperlib.io import save_figure
 from paperlib.reported import FIGURE_1A
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from paperlib.io import atomic_write_bytes
 from paperlib.safe_pickle import RestrictedUnpickler, UnsafePickleError
 
 try:  # numpy >= 2
@@ -202,25 +203,19 @@ class ImageFolderDataset(ImageDataset):
 
 def write_image_zip(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None) -> Path:
     """Write uint8 images [N, H, W, C] (and int labels [N]) as an EDM dataset zip, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            names = []
-            for idx, img in enumerate(images):
-                name = f"{idx:08d}"[:5] + f"/img{idx:08d}.png"
-                buf = io.BytesIO()
-                Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(buf, format="png", compress_level=0, optimize=False)
-                zf.writestr(name, buf.getvalue())
-                names.append(name)
-            meta = {"labels": None if labels is None else [[n, int(l)] for n, l in zip(names, labels)]}
-            zf.writestr("dataset.json", json.dumps(meta))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        names = []
+        for idx, img in enumerate(images):
+            name = f"{idx:08d}"[:5] + f"/img{idx:08d}.png"
+            png = io.BytesIO()
+            Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(png, format="png", compress_level=0, optimize=False)
+            zf.writestr(name, png.getvalue())
+            names.append(name)
+        meta = {"labels": None if labels is None else [[n, int(l)] for n, l in zip(names, labels)]}
+        zf.writestr("dataset.json", json.dumps(meta))
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
 
 class _CifarBatchUnpickler(RestrictedUnpickler):

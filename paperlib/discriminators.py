@@ -3,12 +3,12 @@
 Both map images x [B, C, R, R] in [-1, 1] and labels [B, label_dim] (or None) to a list of logit tensors,
 one [B, N_k] per backbone, which is what ``paperlib.losses`` consumes.
 
-Projected discriminator (``gdd-reference.md`` section 2): frozen pretrained feature networks (VGG16-BN from
-torchvision, EfficientNet-lite0 and DeiT-B from timm), frozen random cross-channel (CCM) and cross-scale (CSM)
-projections, and trainable multi-scale heads with spectral norm. Pretrained weights come from files the user
-names; random backbone weights are allowed (for tests) and announced loudly. Unlike the reference, the frozen
-random projections are drawn from a generator seeded identically on every rank, so all GPUs see the same features.
-"""
+Projected discriminator (the authors' ``pg_modules/`` and ``feature_networks/``, Zyriix/GDD): frozen pretrained
+feature networks (VGG16-BN from torchvision, EfficientNet-lite0 and DeiT-B from timm), frozen random cross-channel
+(CCM) and cross-scale (CSM) projections, and trainable multi-scale heads with spectral norm. Pretrained weights come
+from files the user names; random backbone weights are allowed (for tests) and announced loudly. Unlike the
+reference, the frozen random projections are drawn from a generator seeded identically on every rank, so all GPUs
+see the same features. """
 
 from __future__ import annotations
 
@@ -398,7 +398,7 @@ class SmallDiscriminator(nn.Module):
     spectral norm is off by default and R1 regularises D, as in StyleGAN2.
     """
 
-    def __init__(self, img_resolution: int, img_channels: int, label_dim: int = 0, channels: int = 64,
+    def __init__(self, img_channels: int, label_dim: int = 0, channels: int = 64,
                  cmap_dim: int = 64, spectral: bool = False):
         super().__init__()
         self.stem = nn.Sequential(_maybe_sn(nn.Conv2d(img_channels, channels, 3, padding=1), spectral), nn.LeakyReLU(0.2))
@@ -422,10 +422,10 @@ class SmallDiscriminator(nn.Module):
         return [torch.cat([out1.flatten(1), out2.flatten(1)], dim=1)]
 
 
-def build_discriminator(kind: str, img_resolution: int, img_channels: int, label_dim: int, **kwargs) -> nn.Module:
+def build_discriminator(kind: str, img_channels: int, label_dim: int, **kwargs) -> nn.Module:
     """'small' (mini scale) or 'projected' (paper scale) discriminator."""
     if kind == "small":
-        return SmallDiscriminator(img_resolution, img_channels, label_dim, **kwargs)
+        return SmallDiscriminator(img_channels, label_dim, **kwargs)
     if kind == "projected":
         return ProjectedDiscriminator(label_dim=label_dim, **kwargs)
     raise ValueError(f"unknown discriminator {kind!r}; expected 'small' or 'projected'")

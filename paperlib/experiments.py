@@ -11,12 +11,21 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from paperlib.checkpoints import atomic_write_bytes, load_network
-from paperlib.metrics import (Reference, Stats, build_extractor, dataset_reference, evaluate_network, extract_features,
-                              feature_stats, fid_from_stats, generate_uint8)
+from paperlib.checkpoints import load_network
+from paperlib.io import atomic_write_bytes
+from paperlib.metrics import (
+    Reference,
+    Stats,
+    build_extractor,
+    dataset_reference,
+    evaluate_network,
+    extract_features,
+    feature_stats,
+    fid_from_stats,
+    generate_uint8,
+)
 from paperlib.presets import preset_config
 from paperlib.train import train
-
 
 PROGRESS_SEEDS = range(32)  # the same seeds as the final sample grids, so grids over training compare
 # Metrics that fid_callback logs during training, each as 'eval_<key>' (read back by paperlib.curves).
@@ -85,8 +94,8 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
     summary = train(cfg, resume=resume, callback=callback, callback_kimg=fid_every_kimg, progress=False)
     net = load_network(Path(run_dir) / "network.safetensors")
     metrics = evaluate_network(net, extractor, ref, num=eval_num, progress=False)
-    result = dict(preset=preset, run_dir=run_dir, overrides=overrides, train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
-                  frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics)
+    result = dict(preset=preset, run_dir=run_dir, overrides=overrides, train_seconds=summary["train_seconds"],
+                  kimg=summary["nimg"] / 1000, frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics)
     atomic_write_bytes(Path(run_dir) / "result.json", json.dumps(result, indent=2).encode())
     return result
 

@@ -1,9 +1,10 @@
 """GDD-I layer freezing, expressed by module role.
 
-GDD's rule (``shared/spec/freeze-summary.md``) is a substring test on parameter names; in the EDM architectures it
-is equivalent to: inside every UNetBlock (encoder/decoder blocks, the resampling blocks and the decoder's bottleneck
-``in0``/``in1``), freeze the children named by the level's roles. Everything outside UNetBlocks (mapping network,
-stem conv, NCSN++ ``aux_*`` convs, output convs) and every GroupNorm and ``affine`` layer always trains.
+GDD's rule (``--freeze=1`` in the authors' ``training/training_loop.py``) is a substring test on parameter names; in
+the EDM architectures it is equivalent to: inside every UNetBlock (encoder/decoder blocks, the resampling blocks and
+the decoder's bottleneck ``in0``/``in1``), freeze the children named by the level's roles. Everything outside
+UNetBlocks (mapping network, stem conv, NCSN++ ``aux_*`` convs, output convs) and every GroupNorm and ``affine``
+layer always trains.
 
 Frozen parameters get ``requires_grad=False``: they stay out of the optimizer and autograd computes no weight
 gradient for them.

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from paperlib.io import save_figure
+
 
 def tile(images: np.ndarray, nrow: int) -> np.ndarray:
     """uint8 images [N, C, H, W] -> one uint8 picture [rows*H, nrow*W, C] (missing cells black)."""
@@ -33,17 +35,6 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title:
     if title:
         ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
-
-
-def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Write a matplotlib figure as PNG (creating its folder), close it, and return the path."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 def nearest_neighbour_grid(generated: np.ndarray, generated_features: np.ndarray, train: np.ndarray,

@@ -1,6 +1,6 @@
 """Losses: GAN losses (non-saturating or hinge), lazy R1, and the instance-level distillation baseline.
 
-Reduction (a deliberate difference from the reference, ``gdd-reference.md`` section 3): each loss is the mean over
+Reduction (a deliberate difference from the reference, the authors' ``training/loss.py::GDDLoss``): each loss is the mean over
 samples of the per-sample mean over that sample's logits, summed over discriminator backbones. The reference sums
 over the samples of each GPU instead, so its R1 term is relatively weaker by the per-GPU batch; presets express the
 paper's R1 weight in this convention (gamma_ours = gamma_paper / per-GPU batch), which makes every run independent

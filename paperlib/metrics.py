@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+from paperlib.io import ASSETS
+
 DIGITS_FEATNET = ASSETS / "digits_featnet.safetensors"
 INCEPTION_FILENAME = "inception-2015-12-05.pt"
 

@@ -129,7 +129,7 @@ class EDMPrecond(Denoiser):
 
 
 class GDDPrecond(EDMPrecond):
-    """GDD's boundary-form preconditioning (``gdd-reference.md`` section 1) and the one-step generator.
+    """GDD's boundary-form preconditioning (the authors' ``training/networks.py::GDDPrecond``) and the one-step generator.
 
     c_skip = sd^2 / ((sigma - eps)^2 + sd^2), c_out = (sigma - eps) sd / sqrt(sigma^2 + sd^2), so that
     D(x; eps) = x; c_in and c_noise equal EDM's, so EDM teacher weights drop in unchanged.

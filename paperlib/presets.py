@@ -9,13 +9,11 @@ convention through it (gamma = 1e-4 / bn_group, see ``paperlib.losses``), whatev
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from paperlib.io import ASSETS
 from paperlib.train import ConfigError, TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
-MINI_TEACHERS = {False: str(ROOT / "teachers" / "digits-uncond.safetensors"),
-                 True: str(ROOT / "teachers" / "digits-cond.safetensors")}
+MINI_TEACHERS = {False: str(ASSETS / "teachers" / "digits-uncond.safetensors"),  # shipped with the package
+                 True: str(ASSETS / "teachers" / "digits-cond.safetensors")}
 
 # NCSN++-style SongUNet for 8x8 digits (8 -> 4 -> 2), 1.78M parameters.
 MINI_ARCH = dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual", decoder_type="standard",

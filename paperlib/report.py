@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from paperlib.analysis import verdict
-from paperlib.checkpoints import atomic_write_bytes
-from paperlib.grids import save_figure
+from paperlib.io import atomic_write_bytes, save_figure
 from paperlib.tables import to_markdown
 
 

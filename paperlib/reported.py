@@ -1,4 +1,4 @@
-"""The paper's reported numbers (``shared/spec/paper-numbers.md``), put beside paperlib's own in every table.
+"""The paper's reported numbers (arXiv 2405.20750; EDM, arXiv 2206.00364), put beside paperlib's own in every table.
 
 All FIDs are Inception FIDs with 50,000 samples against EDM's reference statistics. The mini datasets have no
 reported numbers of their own; their tables show the paper's numbers for the CIFAR-10 setting they stand in for

@@ -13,9 +13,11 @@ import io
 import json
 import os
 from pathlib import Path
+
 import torch
 
-from paperlib.checkpoints import atomic_write_bytes, tensor_checksum
+from paperlib.checkpoints import tensor_checksum
+from paperlib.io import atomic_write_bytes
 
 # Config values that only extend a run or change how it is watched: a resume may change these, no others.
 EXTENDABLE = ("run_dir", "total_kimg", "snapshot_kimg", "log_kimg", "keep_states", "num_workers", "device",

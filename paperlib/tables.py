@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from paperlib.checkpoints import atomic_write_bytes, load_network
+from paperlib.checkpoints import load_network
 from paperlib.data import digits_dataset
 from paperlib.experiments import best_snapshot, train_and_evaluate
 from paperlib.grids import nearest_neighbour_grid, save_grid
-from paperlib.metrics import (DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8,
-                              real_data_floor)
-from paperlib.presets import MINI_TEACHERS, PRESETS, ROOT, preset_config
+from paperlib.io import ROOT, atomic_write_bytes
+from paperlib.metrics import DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8, real_data_floor
+from paperlib.presets import MINI_TEACHERS, PRESETS, preset_config
 from paperlib.reported import reported_for
 from paperlib.train import train
 

@@ -23,15 +23,27 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from paperlib.checkpoints import atomic_write_bytes, generator_from_teacher, load_network, save_network
+from paperlib.checkpoints import generator_from_teacher, load_network, save_network
 from paperlib.data import DatasetError, InMemoryDataset, open_dataset
-from paperlib.diffusion import edm_loss, edm_sampler, edm_sigma
+from paperlib.diffusion import edm_loss, edm_sampler
 from paperlib.discriminators import build_discriminator
 from paperlib.freezing import apply_freezing
+from paperlib.io import atomic_write_bytes, resolve_device
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_loss
 from paperlib.precond import build_network
-from paperlib.rundir import (RunError, append_log, check_resumed_config, load_newest_state, lock_run_dir, read_log,
-                             remove_leftovers, save_state, say, state_paths, write_log)
+from paperlib.rundir import (
+    RunError,
+    append_log,
+    check_resumed_config,
+    load_newest_state,
+    lock_run_dir,
+    read_log,
+    remove_leftovers,
+    save_state,
+    say,
+    state_paths,
+    write_log,
+)
 
 OBJECTIVES = ("edm", "gdd", "instance")
 
@@ -310,7 +322,8 @@ class EDMObjective(Objective):
     def __init__(self, cfg, dist_info, dataset, device):
         super().__init__(cfg, dist_info)
         self.net = build_network(cfg.precond, img_resolution=dataset.resolution, img_channels=dataset.num_channels,
-                                 label_dim=dataset.label_dim if cfg.conditional else 0, sigma_data=cfg.sigma_data, **cfg.arch).to(device).train()
+                                 label_dim=dataset.label_dim if cfg.conditional else 0, sigma_data=cfg.sigma_data,
+                                 **cfg.arch).to(device).train()
         self.optimizers["net"] = Optimizer(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):
@@ -345,7 +358,7 @@ class GDDObjective(Objective):
                                   f"bn_group={cfg.bn_group}: use fewer processes or a larger batch (the reference's "
                                   f"runs assume {cfg.bn_group} per process)")
             kwargs["bn_group"] = cfg.bn_group
-        self.D = build_discriminator(cfg.discriminator, self.net.img_resolution, self.net.img_channels,
+        self.D = build_discriminator(cfg.discriminator, self.net.img_channels,
                                      self.net.label_dim, **kwargs).to(device).train()
         self.extra_modules["D"] = self.D
         if cfg.fast_d:
@@ -533,7 +546,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     ``callback_kimg`` and its numbers go into the metrics log (e.g. FID against training images)."""
     # --- Check everything, take the run folder, and only then write to it.
     cfg.validate()
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    device = resolve_device(cfg.device)
     dinfo = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", dinfo.local_rank)
@@ -669,7 +682,8 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
             for old in state_paths(run_dir)[:-cfg.keep_states]:
                 old.unlink()
     bar.close()
-    if is_main:
+    finished_before = state is not None and int(state["cur_nimg"]) >= total and (run_dir / "network.safetensors").exists()
+    if is_main and not finished_before:  # a finished run that is resumed has nothing new to write
         _save_network_checked(ema, run_dir / "network.safetensors", extra(), last_snapshot)
     if dinfo.enabled:
         dist.barrier()

@@ -93,9 +93,11 @@ def edm_network_record(net, ordered: bool = False, numpy_kwargs: bool = True):
     return record
 
 
-def write_edm_pickle(net, path, kind: str = "edm", ordered: bool = False, numpy1: bool = False, extra: dict | None = None):
+def write_edm_pickle(net, path, kind: str = "edm", ordered: bool = False, numpy1: bool = False, extra: dict | None = None,
+                     raw=None):
     """Write ``net`` as an EDM snapshot (kind='edm': ema, loss_fn, augment_pipe, dataset_kwargs) or a GDD
-    snapshot (kind='gdd': net, ema, ...). numpy1=True spells numpy scalars the numpy 1.x way."""
+    snapshot (kind='gdd': ``raw`` (default ``net``) as net, ``net`` as ema, ...). numpy1=True spells numpy scalars
+    the numpy 1.x way."""
     record = edm_network_record(net, ordered)
     data = dict(ema=record, augment_pipe=None,
                 dataset_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path="/data/x.zip",
@@ -104,7 +106,7 @@ def write_edm_pickle(net, path, kind: str = "edm", ordered: bool = False, numpy1
     if kind == "edm":
         data["loss_fn"] = Persistent("EDMLoss", dict(P_mean=-1.2, P_std=1.2, sigma_data=0.5))
     else:
-        data = dict(net=record, **data)
+        data = dict(net=edm_network_record(raw, ordered) if raw is not None else record, **data)
     data.update(extra or {})
     with _fake_torch_utils():
         blob = pickle.dumps(data, protocol=2 if numpy1 else 4)

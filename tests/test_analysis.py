@@ -3,15 +3,27 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ADM, TINY_SONG, randomize
+from test_nets import CONFIGS, build_meta, read_keys
 
-from paperlib.analysis import (ActivationRecorder, AnalysisError, LayerActivations, batch_noise_similarity,
-                               compare_generator, conv_layers, generator_pattern, layer_activations, layer_study,
-                               pearson, randomised_copy, sigma_grid, summarise)
+from paperlib.analysis import (
+    ActivationRecorder,
+    AnalysisError,
+    LayerActivations,
+    batch_noise_similarity,
+    compare_generator,
+    conv_layers,
+    generator_pattern,
+    layer_activations,
+    layer_study,
+    pearson,
+    randomised_copy,
+    sigma_grid,
+    summarise,
+)
 from paperlib.checkpoints import generator_from_teacher, save_network
 from paperlib.nets.layers import Conv2d
 from paperlib.precond import build_network
-from conftest import TINY_ADM, TINY_SONG, randomize
-from test_nets import CONFIGS, build_meta, read_keys
 
 
 def conv_keys(config):
@@ -141,6 +153,7 @@ def test_layer_study_end_to_end_and_bad_input(tmp_path, smoke_teacher):
 
 def test_layer_study_reads_edm_pickles(tmp_path, smoke_teacher):
     from edm_pickle import write_edm_pickle
+
     from paperlib.checkpoints import load_network
 
     teacher = load_network(smoke_teacher)

@@ -1,11 +1,11 @@
 """`python -m paperlib sample|convert`: the commands a user runs, end to end on tiny checkpoints."""
 
 import numpy as np
+from edm_pickle import write_edm_pickle
 from PIL import Image
 
 from paperlib.__main__ import main
 from paperlib.checkpoints import load_network, save_network
-from edm_pickle import write_edm_pickle
 
 
 def test_convert_then_sample_a_teacher(tmp_path, tiny_net, capsys):

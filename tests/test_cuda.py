@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_ADM, TINY_SONG, randomize
+
 from paperlib.precond import build_network
 from paperlib.presets import preset_config
 from paperlib.train import DistInfo, GDDObjective, configure_backends, train

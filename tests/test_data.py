@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib.data import (DatasetError, ImageFolderDataset, convert_cifar10, digits_dataset, open_dataset,
-                           write_image_zip)
+from paperlib.data import DatasetError, ImageFolderDataset, convert_cifar10, digits_dataset, open_dataset, write_image_zip
 
 
 def fake_cifar_archive(path, per_batch=4, seed=0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.diffusion import SeedRandom, edm_loss, edm_sigma, edm_sampler, generate, nfe_of, parse_seeds, sigma_steps, to_uint8
+from paperlib.diffusion import SeedRandom, edm_loss, edm_sampler, edm_sigma, generate, nfe_of, parse_seeds, sigma_steps, to_uint8
 
 S = 0.5  # data ~ N(0, S^2): the ideal denoiser is D(x; sigma) = x S^2 / (S^2 + sigma^2)
 

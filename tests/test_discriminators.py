@@ -141,8 +141,8 @@ def test_adam_eps_scaled_to_mean_gradients_takes_the_reference_steps():
 def test_fast_discriminator_stays_close_and_exact_passes_are_faithful():
     """fast_d runs the frozen feature networks in bf16 autocast. bf16 keeps 8 mantissa bits (relative rounding
     2^-9, about 2e-3, per operation); through EfficientNet-lite0's ~50 layers (random weights here) and the
-    projection the logits move by about 1e-2 relative (measured 1.8e-2 here), so the bound is 5e-2. Inside exact() the path is the faithful fp32 one
-    (its weights in channels-last layout change only the rounding)."""
+    projection the logits move by about 1e-2 relative (measured 1.8e-2 here), so the bound is 5e-2. Inside exact()
+    the path is the faithful fp32 one (its weights in channels-last layout change only the rounding)."""
     faithful = tiny_projected(bn_group=4)
     fast = copy.deepcopy(faithful)
     fast.enable_fast(compile=False)

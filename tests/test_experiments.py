@@ -26,8 +26,13 @@ def test_train_and_evaluate_records_fid_during_training(tmp_path, smoke_teacher,
     assert 0 < lines[0]["train_seconds"] < lines[-1]["train_seconds"] <= result["train_seconds"]
     assert len(list((tmp_path / "run" / "progress").glob("kimg-*.npz"))) == 2  # sample grids over training
     assert json.loads((tmp_path / "run" / "result.json").read_text())["fid"] == result["fid"]
+    log = (tmp_path / "run" / "metrics.jsonl").read_text()
+    written = (tmp_path / "run" / "network.safetensors").stat().st_mtime_ns
     again = train_and_evaluate("smoke-gddi", str(tmp_path / "run"), ext, reference, eval_num=100, teacher=smoke_teacher)
-    assert again["fid"] == pytest.approx(result["fid"])  # a finished run is resumed, not retrained
+    assert again["fid"] == pytest.approx(result["fid"])
+    # a finished run is resumed, not retrained: no iteration ran, so its log and network were not written again
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == log
+    assert (tmp_path / "run" / "network.safetensors").stat().st_mtime_ns == written
 
 
 def test_lr_sweep_and_teacher_curve(tmp_path, smoke_teacher, ref):

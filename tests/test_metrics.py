@@ -6,9 +6,24 @@ import torch
 from PIL import Image
 
 from paperlib.data import digits_dataset
-from paperlib.metrics import (DIGITS_FEATNET, DigitsExtractor, DigitsFeatureNet, InceptionExtractor, MetricError,
-                              Reference, Stats, build_extractor, digits_reference, evaluate_features, extract_features,
-                              feature_stats, fid_from_stats, kid, memorisation_ratio, precision_recall, real_data_floor)
+from paperlib.metrics import (
+    DIGITS_FEATNET,
+    DigitsExtractor,
+    DigitsFeatureNet,
+    InceptionExtractor,
+    MetricError,
+    Stats,
+    build_extractor,
+    digits_reference,
+    evaluate_features,
+    extract_features,
+    feature_stats,
+    fid_from_stats,
+    kid,
+    memorisation_ratio,
+    precision_recall,
+    real_data_floor,
+)
 
 
 @pytest.fixture(scope="module")

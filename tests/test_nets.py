@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from paperlib.precond import GDDPrecond, build_network
 from conftest import TINY_ADM, TINY_SONG
+
+from paperlib.precond import build_network
 
 DATA = Path(__file__).parent / "data"
 NCSNPP = dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual", decoder_type="standard",
@@ -44,13 +44,10 @@ def build_meta(precond, **kwargs):
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_state_dict_with_augment_matches_edm(config):
-    kwargs = dict(CONFIGS[config], dropout=0.13)
+    kwargs = dict(CONFIGS[config], dropout=0.13, augment_dim=9)
     expected = read_keys(f"{config}.txt")
     if "imagenet" in config:  # EDM's ImageNet model has no augmentation; with augment_dim, ADM adds map_augment first
-        kwargs["augment_dim"] = 9
         expected = [("model.map_augment.weight", [192, 9], "float32", "param")] + expected
-    else:
-        kwargs["augment_dim"] = 9
     assert observed(build_meta("EDMPrecond", **kwargs)) == expected
 
 

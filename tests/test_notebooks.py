@@ -61,10 +61,17 @@ def test_fid_table_notebook_writes_a_complete_table(smoke_run, smoke_teacher, ca
     assert "| GDD-I (NFE 1) |" in capsys.readouterr().out
 
 
-def test_layer_activation_notebook(smoke_run):
+@pytest.fixture(scope="module")
+def layer_run(smoke_run):
+    """layer_activation.ipynb at smoke scale on the smoke table's runs; the tables notebook reads its results."""
     root, paths = smoke_run
     run("layer_activation", root, dataset="digits", scale="smoke", batch=16, results_dir=paths["results_dir"],
         figures_dir=paths["figures_dir"])
+    return smoke_run
+
+
+def test_layer_activation_notebook(layer_run):
+    root, paths = layer_run
     numbers = json.loads((root / "results" / "digits" / "smoke" / "layer_activation.json").read_text())
     layers, sigmas = len(numbers["layers"]), len(numbers["sigmas"])
     assert sigmas == 32 and layers > 10 and set(numbers["generators"]) == {"GDD", "GDD-I"}
@@ -79,8 +86,8 @@ def test_layer_activation_notebook(smoke_run):
         assert (root / "figures" / name).stat().st_size > 0
 
 
-def test_training_curves_and_tables_notebooks(smoke_run):
-    root, paths = smoke_run
+def test_training_curves_and_tables_notebooks(layer_run):
+    root, paths = layer_run
     run("training_curves", root, datasets=["digits"], scale="smoke", results_dir=paths["results_dir"],
         figures_dir=paths["figures_dir"])
     curves = json.loads((root / "results" / "training_curves_smoke.json").read_text())
@@ -98,7 +105,7 @@ def test_training_curves_and_tables_notebooks(smoke_run):
     text = readme.read_text()
     assert "STALE-TABLE" not in text and "| GDD-I (NFE 1) |" in text and text.endswith("end\n")
     assert "Freezing most block convolutions" in text
-    assert "The claim that layers are activated differently" in text  # from test_layer_activation_notebook, run before
+    assert "The claim that layers are activated differently" in text  # from the layer_run fixture's results
     assert (root / "figures" / "table_digits-smoke.png").stat().st_size > 0
     assert "### digits (smoke scale)" in (root / "figures" / "tables.md").read_text()
 

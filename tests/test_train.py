@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_nets import CONFIGS, build_meta
 
 from paperlib.checkpoints import load_network, read_network_file
 from paperlib.data import write_image_zip
@@ -19,7 +20,6 @@ from paperlib.freezing import apply_freezing, frozen_parameter_names
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_penalty
 from paperlib.presets import PRESETS, preset_config
 from paperlib.train import ConfigError, TrainConfig, ema_beta, ema_update, train
-from test_nets import CONFIGS, build_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,8 @@ def test_ema_update_skips_frozen_parameters_without_changing_results(tiny_net):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_freeze_level_1_equals_the_spec_lists(config):
     net = build_meta("GDDPrecond", **CONFIGS[config])
-    expected = [(line.split("\t")[0], line.split("\t")[1]) for line in (Path(__file__).parent / "data" / f"{config}.freeze1.txt").read_text().splitlines()]
+    listed = (Path(__file__).parent / "data" / f"{config}.freeze1.txt").read_text().splitlines()
+    expected = [(line.split("\t")[0], line.split("\t")[1]) for line in listed]
     shapes = dict(net.named_parameters())
     got = [(name, "[" + ",".join(str(d) for d in shapes[name].shape) + "]") for name in frozen_parameter_names(net, 1)]
     assert got == expected
@@ -128,7 +129,7 @@ def test_instance_losses():
 
 def test_r1_matches_finite_differences():
     torch.manual_seed(0)
-    D = SmallDiscriminator(8, 1, label_dim=0, channels=8).double()
+    D = SmallDiscriminator(1, label_dim=0, channels=8).double()
     with torch.no_grad():  # settle spectral norm's power iteration so D is a fixed function
         for _ in range(5):
             D(torch.randn(1, 1, 8, 8, dtype=torch.float64), None)
@@ -224,7 +225,8 @@ def test_two_gloo_processes_equal_one_process(tmp_path, smoke_teacher):
                                            "--no-progress")
     for (k, va), vb in zip(one.state_dict().items(), two.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=1e-4, atol=1e-5, msg=k)
-    moved = sum((va - vb).abs().max().item() for va, vb in zip(one.state_dict().values(), load_network(smoke_teacher).state_dict().values()))
+    teacher = load_network(smoke_teacher).state_dict().values()
+    moved = sum((va - vb).abs().max().item() for va, vb in zip(one.state_dict().values(), teacher))
     assert moved > 0  # training really changed the weights
 
 

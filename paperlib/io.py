@@ -1,0 +1,51 @@
+"""Generic helpers shared by the rest of paperlib: atomic file writes, figure saving, where paperlib's shipped
+files are, and the choice of device. Nothing here knows about diffusion models."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+PACKAGE = Path(__file__).resolve().parent
+ASSETS = PACKAGE / "assets"  # shipped with the package: the digits feature net and the mini teachers
+ROOT = PACKAGE.parent        # the checkout, when paperlib runs from one (results and figures are written there)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder (fsync'd) and an atomic rename, so that a
+    reader never sees a half-written file; the temporary file is removed if the write fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions of a normal write
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG (creating its folder), close it, and return the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when a GPU is visible, else the CPU; any other name as torch reads it."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
