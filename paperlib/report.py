@@ -13,7 +13,7 @@ import numpy as np
 
 from paperlib.analysis import verdict
 from paperlib.io import atomic_write_bytes, save_figure
-from paperlib.tables import to_markdown
+from paperlib.tables import format_number, to_markdown
 
 
 def gather_tables(results: str | os.PathLike = "results", scales: tuple[str, ...] = ("smoke", "mini", "paper")) -> list[dict]:
@@ -147,9 +147,9 @@ def save_table_png(table: dict, path: str | os.PathLike) -> Path:
     """Draw one FID table (its main columns) as a PNG with matplotlib."""
     import matplotlib.pyplot as plt
 
-    columns = ("row", "fid", "fid_test", "precision", "recall", "memorisation", "kimg", "reported_fid")
+    columns = dict(row=0, fid=2, fid_test=2, precision=3, recall=3, memorisation=3, kimg=0, reported_fid=2)  # decimals
     heads = ("", "FID (train)", "FID (held-out)", "precision", "recall", "memorisation", "kimg", "reported FID")
-    cells = [[_cell(row.get(c)) for c in columns] for row in table["rows"]]
+    cells = [[format_number(row.get(c), digits) for c, digits in columns.items()] for row in table["rows"]]
     fig, ax = plt.subplots(figsize=(11, 0.32 * len(cells) + 0.8))
     ax.set_axis_off()
     grid = ax.table(cellText=cells, colLabels=heads, loc="center", cellLoc="right", colLoc="right")
@@ -159,12 +159,6 @@ def save_table_png(table: dict, path: str | os.PathLike) -> Path:
     ax.set_title(f"{table['dataset']}, {table['scale']} scale: {table['eval_num']} samples, {table['feature_net']}",
                  fontsize=9)
     return save_figure(fig, path, dpi=130)
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def update_readme(readme: str | os.PathLike, sections: dict[str, str]) -> list[str]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from paperlib.checkpoints import load_network
 from paperlib.data import digits_dataset
+from paperlib.diffusion import nfe_of
 from paperlib.experiments import best_snapshot, train_and_evaluate
 from paperlib.grids import nearest_neighbour_grid, save_grid
 from paperlib.io import ROOT, atomic_write_bytes
@@ -45,6 +46,7 @@ SCALES = ("smoke", "mini", "paper")
 SCALE_DEFAULTS = {"smoke": dict(fid_num=100, fid_every_kimg=0.16), "mini": dict(fid_num=1000, fid_every_kimg=4.0),
                   "paper": dict(fid_num=50000, fid_every_kimg=0.0)}
 METHODS = (("GDD", "gdd"), ("GDD-I", "gddi"), ("instance distillation", "instance"))
+RELEASED_KINDS = {"GDD": "gdd", "GDD-I": "gddi"}  # the authors' released checkpoints, by table label
 
 
 def teacher_steps(resolution: int) -> tuple[int, ...]:
@@ -96,7 +98,7 @@ class TableRequest:
         unknown = sorted(set(self.methods) - {m for _, m in METHODS})
         if unknown:
             raise TableError(f"methods {unknown} unknown; expected some of {[m for _, m in METHODS]}")
-        bad_released = sorted(set(self.released) - {"GDD", "GDD-I"})
+        bad_released = sorted(set(self.released) - set(RELEASED_KINDS))
         if bad_released:
             raise TableError(f"released checkpoints are keyed 'GDD' or 'GDD-I', not {bad_released}")
         if self.gpus < 1 or self.kimg < 0 or self.fid_num < 0:
@@ -200,7 +202,7 @@ def _mini_rows(request: TableRequest) -> list[dict]:
         started = time.perf_counter()
         images, _ = generate_uint8(teacher, range(num), num_steps=steps, progress=False)
         metrics = evaluate_features(extract_features(extractor, images), ref)
-        rows.append(dict(row=f"teacher, Heun NFE {2 * steps - 1}", kind="teacher", nfe=2 * steps - 1,
+        rows.append(dict(row=f"teacher, Heun NFE {nfe_of(steps)}", kind="teacher", nfe=nfe_of(steps),
                          checkpoint=_portable(teacher_path), sample_seconds=time.perf_counter() - started, kimg=None,
                          train_seconds=None,
                          frozen_fraction=0.0, **metrics))
@@ -233,7 +235,7 @@ def _mini_rows(request: TableRequest) -> list[dict]:
     for label, path in request.released.items():
         metrics = evaluate_features(extract_features(extractor, generate_uint8(load_network(path), range(num),
                                                                                progress=False)[0]), ref)
-        rows.append(dict(row=f"{label} released (NFE 1)", kind=label.lower().replace("-", ""), nfe=1, checkpoint=path,
+        rows.append(dict(row=f"{label} released (NFE 1)", kind=RELEASED_KINDS[label], nfe=1, checkpoint=path,
                          **metrics))
 
     floor = real_data_floor(ref)
@@ -265,14 +267,14 @@ def paper_plan(request: TableRequest) -> list[dict]:
         fid += ["--device", request.device]
     steps: list[dict] = []
     for n in teacher_steps(resolution):
-        out = root / f"fid-teacher-nfe{2 * n - 1}.json"
-        steps.append(dict(row=f"teacher, Heun NFE {2 * n - 1}", kind="teacher", nfe=2 * n - 1, output=str(out),
+        out = root / f"fid-teacher-nfe{nfe_of(n)}.json"
+        steps.append(dict(row=f"teacher, Heun NFE {nfe_of(n)}", kind="teacher", nfe=nfe_of(n), output=str(out),
                           checkpoint=request.teacher,
                           argv=paperlib_command([*fid, "--ckpt", request.teacher, "--steps", str(n), "--out", str(out)],
                                                 request.gpus)))
     for label, path in request.released.items():
         out = root / f"fid-released-{label.lower()}.json"
-        steps.append(dict(row=f"{label} released (NFE 1)", kind=label.lower().replace("-", ""), nfe=1, output=str(out),
+        steps.append(dict(row=f"{label} released (NFE 1)", kind=RELEASED_KINDS[label], nfe=1, output=str(out),
                           checkpoint=path,
                           argv=paperlib_command([*fid, "--ckpt", path, "--out", str(out)], request.gpus)))
     for label, method in METHODS:
@@ -335,7 +337,8 @@ def _paper_rows(request: TableRequest) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------
 # Rendering.
 
-def _fmt(value, digits: int = 2) -> str:
+def format_number(value, digits: int = 2) -> str:
+    """A table cell: fixed-point with ``digits`` decimals (no exponent notation), '–' for a missing value."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "–"
     if isinstance(value, float):
@@ -347,14 +350,13 @@ def to_markdown(table: dict) -> str:
     """The table as markdown, one row per model, with the paper's reported FID beside ours."""
     head = ("| row | FID (train) | FID (held-out) | KID | precision | recall | memorisation | training kimg | "
             "train s | frozen | reported FID |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    decimals = dict(fid=2, fid_test=2, kid=1, precision=3, recall=3, memorisation=3, kimg=0, train_seconds=0)
     lines = []
     for r in table["rows"]:
         frozen = r.get("frozen_fraction")
-        lines.append(f"| {r['row']} | {_fmt(r.get('fid'))} | {_fmt(r.get('fid_test'))} | "
-                     f"{_fmt(r.get('kid'), 1)} | "
-                     f"{_fmt(r.get('precision'), 3)} | {_fmt(r.get('recall'), 3)} | {_fmt(r.get('memorisation'), 3)} | "
-                     f"{_fmt(r.get('kimg'), 0)} | {_fmt(r.get('train_seconds'), 0)} | "
-                     f"{'–' if frozen is None else f'{100 * frozen:.1f}%'} | {_fmt(r.get('reported_fid'))} |")
+        cells = [r["row"], *(format_number(r.get(k), d) for k, d in decimals.items()),
+                 "–" if frozen is None else f"{100 * frozen:.1f}%", format_number(r.get("reported_fid"))]
+        lines.append("| " + " | ".join(cells) + " |")
     sources = [f"{r['row']}: {r['reported_source']}" for r in table["rows"] if r.get("reported_fid") is not None]
     note = (f"\n{table['dataset']} at {table['scale']} scale; {table['eval_num']} samples per model (seeds 0..), "
             f"features: {table['feature_net']}.")

@@ -243,8 +243,9 @@ def init_distributed(device_kind: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-class Optimizer:
-    """An Adam optimizer with the loop's gradient handling: cross-rank averaging and NaN/inf sanitising.
+class GradientStep:
+    """One optimizer step of a set of parameters from a loss: backward, the gradients averaged across ranks (one
+    flat all-reduce) and NaN/inf sanitised as the reference (NaN -> 0, +-inf -> +-1e5), then Adam.
 
     Nothing in ``step`` waits for the device: non-finite steps are counted in a device tensor (read when logging)
     and sanitising always runs, since it leaves finite values unchanged. Adam is fused on CUDA."""
@@ -296,7 +297,7 @@ class Optimizer:
 class Objective:
     def __init__(self, cfg: TrainConfig, dist_info: DistInfo):
         self.cfg, self.dist = cfg, dist_info
-        self.optimizers: dict[str, Optimizer] = {}
+        self.optimizers: dict[str, GradientStep] = {}
         self.extra_modules: dict[str, torch.nn.Module] = {}
         self.info: dict = {}
 
@@ -324,7 +325,7 @@ class EDMObjective(Objective):
         self.net = build_network(cfg.precond, img_resolution=dataset.resolution, img_channels=dataset.num_channels,
                                  label_dim=dataset.label_dim if cfg.conditional else 0, sigma_data=cfg.sigma_data,
                                  **cfg.arch).to(device).train()
-        self.optimizers["net"] = Optimizer(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
+        self.optimizers["net"] = GradientStep(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):
         sigma = noise([self.cfg.batch, 1, 1, 1])
@@ -366,8 +367,8 @@ class GDDObjective(Objective):
         self.D_params = [p for p in self.D.trainable_parameters() if p.requires_grad]
         # StyleGAN2's lazy-regularisation correction of the D optimizer (R1 every r1_interval steps).
         ratio = cfg.r1_interval / (cfg.r1_interval + 1)
-        self.optimizers["G"] = Optimizer(self.net.parameters(), cfg.lr, cfg.betas, dist_info, eps=cfg.adam_eps)
-        self.optimizers["D"] = Optimizer(self.D_params, cfg.d_lr * ratio, [cfg.betas[0], cfg.betas[1] ** ratio], dist_info,
+        self.optimizers["G"] = GradientStep(self.net.parameters(), cfg.lr, cfg.betas, dist_info, eps=cfg.adam_eps)
+        self.optimizers["D"] = GradientStep(self.D_params, cfg.d_lr * ratio, [cfg.betas[0], cfg.betas[1] ** ratio], dist_info,
                                          eps=cfg.adam_eps)
 
     def _generate(self, noise, labels):
@@ -410,7 +411,7 @@ class InstanceObjective(Objective):
         super().__init__(cfg, dist_info)
         self.net, self.info["freezing"] = build_student(cfg, device)
         self.teacher = load_network(cfg.teacher).to(device).eval()
-        self.optimizers["G"] = Optimizer(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
+        self.optimizers["G"] = GradientStep(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):
         z = noise([self.cfg.batch, self.net.img_channels, self.net.img_resolution, self.net.img_resolution])

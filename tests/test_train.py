@@ -283,10 +283,10 @@ def test_every_preset_resolves():
 
 
 def test_non_finite_gradients_are_sanitised_and_counted():
-    from paperlib.train import DistInfo, Optimizer
+    from paperlib.train import DistInfo, GradientStep
 
     p = torch.nn.Parameter(torch.ones(3))
-    opt = Optimizer([p], lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
+    opt = GradientStep([p], lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
     opt.step((p * torch.tensor([float("nan"), float("inf"), 1.0])).sum())
     assert opt.sanitized_steps == 1 and torch.isfinite(p).all()
     assert p.grad.tolist() == [0.0, 1e5, 1.0]
@@ -295,10 +295,10 @@ def test_non_finite_gradients_are_sanitised_and_counted():
 
 
 def test_channels_last_weights_get_gradients_of_their_own_strides():
-    from paperlib.train import DistInfo, Optimizer
+    from paperlib.train import DistInfo, GradientStep
 
     conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
-    opt = Optimizer(conv.parameters(), lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
+    opt = GradientStep(conv.parameters(), lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
     reference = conv.weight.detach().clone()
     opt.step(conv(torch.randn(2, 3, 5, 5)).square().mean())
     assert conv.weight.grad.stride() == conv.weight.stride() and not conv.weight.is_contiguous()

@@ -17,10 +17,19 @@ from paperlib.nets.layers import Conv2d, GroupNorm, Linear, PositionalEmbedding,
 
 
 class DhariwalUNet(nn.Module):
-    def __init__(self, img_resolution: int, in_channels: int, out_channels: int, label_dim: int = 0,
-                 augment_dim: int = 0, model_channels: int = 192, channel_mult: list[int] = (1, 2, 3, 4),
-                 channel_mult_emb: int = 4, num_blocks: int = 3, attn_resolutions: list[int] = (32, 16, 8),
-                 dropout: float = 0.10, label_dropout: float = 0):
+    def __init__(self,
+                 img_resolution: int,                          # image side, pixels
+                 in_channels: int,                             # input image channels
+                 out_channels: int,                            # output image channels
+                 label_dim: int = 0,                           # classes; 0 = unconditional
+                 augment_dim: int = 0,                         # augmentation labels; 0 = none
+                 model_channels: int = 192,                    # channels at the first resolution
+                 channel_mult: list[int] = (1, 2, 3, 4),       # channel multiplier per resolution
+                 channel_mult_emb: int = 4,                    # embedding width, in model_channels
+                 num_blocks: int = 3,                          # residual blocks per resolution
+                 attn_resolutions: list[int] = (32, 16, 8),    # resolutions with self-attention
+                 dropout: float = 0.10,                        # dropout in the residual blocks
+                 label_dropout: float = 0):                    # probability of dropping the class label (training)
         if img_resolution % (2 ** (len(channel_mult) - 1)):
             raise ValueError(f"DhariwalUNet: img_resolution {img_resolution} is not divisible by "
                              f"2^{len(channel_mult) - 1} for {len(channel_mult)} levels")

@@ -17,12 +17,24 @@ from paperlib.nets.layers import Conv2d, FourierEmbedding, GroupNorm, Linear, Po
 
 
 class SongUNet(nn.Module):
-    def __init__(self, img_resolution: int, in_channels: int, out_channels: int, label_dim: int = 0,
-                 augment_dim: int = 0, model_channels: int = 128, channel_mult: list[int] = (1, 2, 2, 2),
-                 channel_mult_emb: int = 4, num_blocks: int = 4, attn_resolutions: list[int] = (16,),
-                 dropout: float = 0.10, label_dropout: float = 0, embedding_type: str = "positional",
-                 channel_mult_noise: int = 1, encoder_type: str = "standard", decoder_type: str = "standard",
-                 resample_filter: list[int] = (1, 1)):
+    def __init__(self,
+                 img_resolution: int,                       # image side, pixels
+                 in_channels: int,                          # input image channels
+                 out_channels: int,                         # output image channels
+                 label_dim: int = 0,                        # classes; 0 = unconditional
+                 augment_dim: int = 0,                      # augmentation labels; 0 = none
+                 model_channels: int = 128,                 # channels at the first resolution
+                 channel_mult: list[int] = (1, 2, 2, 2),    # channel multiplier per resolution
+                 channel_mult_emb: int = 4,                 # embedding width, in model_channels
+                 num_blocks: int = 4,                       # residual blocks per resolution
+                 attn_resolutions: list[int] = (16,),       # resolutions with self-attention
+                 dropout: float = 0.10,                     # dropout in the residual blocks
+                 label_dropout: float = 0,                  # probability of dropping the class label (training)
+                 embedding_type: str = "positional",        # noise embedding: positional (DDPM++) | fourier (NCSN++)
+                 channel_mult_noise: int = 1,               # noise-embedding width, in model_channels
+                 encoder_type: str = "standard",            # standard (DDPM++) | skip | residual (NCSN++)
+                 decoder_type: str = "standard",            # standard (DDPM++) | skip (NCSN++)
+                 resample_filter: list[int] = (1, 1)):      # FIR resampling filter: [1, 1] DDPM++, [1, 3, 3, 1] NCSN++
         for name, value, allowed in (("embedding_type", embedding_type, ("fourier", "positional")),
                                      ("encoder_type", encoder_type, ("standard", "skip", "residual")),
                                      ("decoder_type", decoder_type, ("standard", "skip"))):
