@@ -2,7 +2,8 @@
 
 Verbs: ``train`` (a preset, any key overridable), ``sample`` (PNGs + .npz from any checkpoint), ``fid`` (FID, KID,
 precision/recall of a checkpoint against a reference), ``sweep`` (mini-scale learning-rate sweep), ``table`` (one
-dataset's FID table at any scale), ``featnet`` (retrain the digits feature net), ``convert`` (EDM/GDD pickle ->
+dataset's FID table at any scale), ``featnet`` (retrain the digits feature net), ``backbones`` (retrain the mini
+projected discriminator's feature networks), ``convert`` (EDM/GDD pickle ->
 paperlib format), ``convert-cifar10`` (CIFAR-10 python archive -> EDM dataset zip).
 """
 
@@ -105,6 +106,15 @@ def cmd_featnet(args: argparse.Namespace) -> None:
 
     result = train_digits_featnet(epochs=args.epochs, seed=args.seed, out=args.out)
     print(f"wrote {result['path']}: held-out (test split) accuracy {100 * result['test_accuracy']:.2f}%")
+
+
+def cmd_backbones(args: argparse.Namespace) -> None:
+    from paperlib.digits_backbones import DIGITS_BACKBONES, train_digits_backbone
+
+    for name in DIGITS_BACKBONES:
+        out = Path(args.out_dir) / f"{name}.safetensors" if args.out_dir else None
+        result = train_digits_backbone(name, epochs=args.epochs, seed=args.seed, out=out)
+        print(f"wrote {result['path']}: held-out (test split) accuracy {100 * result['test_accuracy']:.2f}%")
 
 
 def cmd_fid(args: argparse.Namespace) -> None:
@@ -270,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "assets" / "digits_featnet.safetensors"))
     p.set_defaults(func=cmd_featnet)
+
+    p = sub.add_parser("backbones", help="train the projected discriminator's two digits feature networks (mini scale)")
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", default=None, help="folder for the two files (default: paperlib/assets)")
+    p.set_defaults(func=cmd_backbones)
 
     p = sub.add_parser("convert", help="convert an EDM/GDD network pickle into paperlib's safetensors format")
     p.add_argument("pkl")

@@ -23,11 +23,13 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from paperlib.checkpoints import read_class_embedding
+from paperlib.digits_backbones import DIGITS_BACKBONES, load_digits_backbone
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BACKBONE_SETS = {  # GDD's --backbone choices used by the paper runs
     "vgg16_bn+lite0": ("vgg16_bn", "tf_efficientnet_lite0"),       # CIFAR-10
     "deit+lite0": ("deit_base_distilled_patch16_224", "tf_efficientnet_lite0"),  # AFHQv2, FFHQ, ImageNet
+    "digits": DIGITS_BACKBONES,  # mini scale: the same design with two small pretrained digits classifiers
 }
 CCM_CHANNELS = (64, 128, 256, 512)   # cout 64, expanded x1, x2, x4, x8
 CSM_CHANNELS = (64, 64, 128, 256)
@@ -43,6 +45,9 @@ class RandomBackboneWarning(UserWarning):
 # Frozen feature networks: 4 stages each, [B, 3, 224, 224] -> 4 maps.
 
 class _Stages(nn.Module):
+    in_channels = 3
+    native_size = 224
+
     def __init__(self, stages: list[nn.Module], channels: tuple[int, ...]):
         super().__init__()
         self.stages = nn.ModuleList(stages)
@@ -59,6 +64,9 @@ class _Stages(nn.Module):
 class _DeiTStages(nn.Module):
     """DeiT-B activations after blocks 2/5/8/11, class and distillation tokens dropped, reassembled to 4 scales
     by randomly initialised, never-trained layers (as the reference)."""
+
+    in_channels = 3
+    native_size = 224
 
     def __init__(self, deit: nn.Module, generator: torch.Generator):
         super().__init__()
@@ -123,7 +131,10 @@ def _load_backbone_weights(model: nn.Module, path: str | None, name: str) -> Non
 
 
 def build_feature_network(name: str, weights: str | None, generator: torch.Generator) -> nn.Module:
-    """One frozen backbone split into 4 stages; ``weights`` is a local file of its pretrained weights (or None)."""
+    """One frozen backbone split into 4 stages; ``weights`` is a local file of its pretrained weights (or None; the
+    digits backbones default to the files paperlib ships)."""
+    if name in DIGITS_BACKBONES:
+        return load_digits_backbone(name, weights)
     if name == "vgg16_bn":
         import torchvision
         model = torchvision.models.vgg16_bn(weights=None)
@@ -147,7 +158,8 @@ def build_feature_network(name: str, weights: str | None, generator: torch.Gener
         net = _DeiTStages(model, generator)
         net.mean, net.std = IMAGENET_MEAN, IMAGENET_STD
     else:
-        raise ValueError(f"unknown backbone {name!r}; expected vgg16_bn, tf_efficientnet_lite0 or deit_base_distilled_patch16_224")
+        raise ValueError(f"unknown backbone {name!r}; expected vgg16_bn, tf_efficientnet_lite0, "
+                         f"deit_base_distilled_patch16_224 or one of {DIGITS_BACKBONES}")
     return net
 
 
@@ -172,21 +184,19 @@ class RandomProjection(nn.Module):
 
 
 class FeatureNetwork(nn.Module):
-    """Frozen part of the projected discriminator for one backbone: normalise, resize (to 224, as the reference),
-    features, projection. ``resize`` other than 224 is paperlib's option for small inputs (tests, mini scale)."""
+    """Frozen part of the projected discriminator for one backbone: normalise, resize (to the backbone's own input
+    size: 224 for the ImageNet networks, as the reference; 32 for the digits ones), features, projection. Another
+    ``resize`` is paperlib's option for small inputs (tests)."""
 
-    def __init__(self, backbone: str, weights: str | None, generator: torch.Generator, resize: int = 224):
+    def __init__(self, backbone: str, weights: str | None, generator: torch.Generator, resize: int | None = None):
         super().__init__()
-        if backbone.startswith("deit") and resize != 224:
-            raise ValueError(f"backbone {backbone} takes 224x224 inputs only; got resize={resize}")
-        if resize < 64 or resize % 32:
-            raise ValueError(f"resize={resize}: expected a multiple of 32 of at least 64 (the smallest projected map, "
-                             f"resize/16, must fit the heads' final 4x4 convolution)")
         self.backbone_name = backbone
-        self.resize = int(resize)
         self.backbone = build_feature_network(backbone, weights, generator)
-        self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(self.backbone.std).view(1, 3, 1, 1))
+        self.resize = int(resize or self.backbone.native_size)
+        if backbone.startswith("deit") and self.resize != 224:
+            raise ValueError(f"backbone {backbone} takes 224x224 inputs only; got resize={resize}")
+        self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(self.backbone.std).view(1, -1, 1, 1))
         self.projection = RandomProjection(self.backbone.channels, generator)
         self.requires_grad_(False).train()
 
@@ -194,9 +204,9 @@ class FeatureNetwork(nn.Module):
         return super().train(False)  # always eval: BatchNorm of the backbones uses running statistics
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = ((x + 1) / 2 - self.mean) / self.std
-        if x.shape[1] == 1:
+        if x.shape[1] == 1 and self.backbone.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
+        x = ((x + 1) / 2 - self.mean) / self.std
         x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         return self.projection(self.backbone(x))
 
@@ -206,8 +216,11 @@ class FeatureNetwork(nn.Module):
         if self.resize == 224:
             return ASSUMED_RES
         with torch.no_grad():
-            maps = self(torch.zeros(1, 3, self.resize, self.resize))
-        return tuple(m.shape[-1] for m in maps)
+            sizes = tuple(m.shape[-1] for m in self(torch.zeros(1, 1, 8, 8)))
+        if min(sizes) < 4:
+            raise ValueError(f"resize={self.resize}: the projected maps of {self.backbone_name} are {sizes}; the "
+                             f"smallest must be at least 4 for the heads' final 4x4 convolution")
+        return sizes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -315,13 +328,14 @@ class ProjectedDiscriminator(nn.Module):
     class_embedding (conditional only): the [1000, 320] table the heads start from, as a tensor or the path of the
     authors' ``in_embeddings/tf_efficientnet_lite0.pkl``, or 'random' for N(0, 1) rows; required when label_dim > 0.
     bn_group: images per BatchNorm group in the heads (0 = the whole batch a process passes in).
-    resize: side the images are resized to before the backbones (224 as the reference).
+    resize: side the images are resized to before the backbones (default: each backbone's own, 224 as the
+    reference for the ImageNet networks).
     projection_seed: seeds the frozen random layers identically on every rank.
     """
 
     def __init__(self, backbones: str | tuple[str, ...] = "vgg16_bn+lite0", label_dim: int = 0,
                  weights: dict[str, str] | None = None, class_embedding: torch.Tensor | str | None = None,
-                 bn_group: int = 0, resize: int = 224, projection_seed: int = 0):
+                 bn_group: int = 0, resize: int | None = None, projection_seed: int = 0):
         super().__init__()
         names = BACKBONE_SETS[backbones] if isinstance(backbones, str) else tuple(backbones)
         generator = torch.Generator().manual_seed(projection_seed)

@@ -186,3 +186,45 @@ def test_fast_discriminator_trains_and_its_r1_takes_the_exact_path(monkeypatch, 
     assert all(torch.isfinite(v) for out in losses for v in out.values())
     assert any(not torch.equal(p, b) for p, b in zip(objective.net.parameters(), before))
     assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags  # exact() restored them
+
+
+def test_digits_backbones_are_shipped_pretrained_and_not_the_fid_network():
+    """The mini scale's projected discriminator: two small digits classifiers of different designs, pretrained on the
+    training split only and shipped; neither is the FID feature network."""
+    from safetensors import safe_open
+
+    from paperlib.digits_backbones import DIGITS_BACKBONES, asset_path, load_digits_backbone
+    from paperlib.metrics import DIGITS_FEATNET
+
+    with safe_open(str(DIGITS_FEATNET), "pt") as f:
+        fid_keys = set(f.keys())
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    for name in DIGITS_BACKBONES:
+        with safe_open(str(asset_path(name)), "pt") as f:
+            assert float(f.metadata()["test_accuracy"]) > 0.95  # a real classifier (held-out accuracy, reported only)
+            assert not set(f.keys()) & fid_keys
+        maps = load_digits_backbone(name)(x)
+        assert [m.shape[-1] for m in maps] == [16, 8, 4, 2]  # a four-scale pyramid
+    vgg, mbnet = (load_digits_backbone(n) for n in DIGITS_BACKBONES)
+    assert vgg.channels != mbnet.channels
+
+
+def test_projected_discriminator_on_digits_trains_a_smoke_run(tmp_path, smoke_teacher):
+    from paperlib.presets import preset_config
+    from paperlib.train import train
+
+    D = ProjectedDiscriminator("digits", label_dim=10, class_embedding="random", bn_group=4).train()
+    logits = D(torch.rand(8, 1, 8, 8) * 2 - 1, torch.eye(10)[:8])
+    assert len(logits) == 2 and all(l.shape[0] == 8 for l in logits)  # one logit set per backbone
+    summary = train(preset_config("smoke-gdd", run_dir=str(tmp_path / "run"), teacher=smoke_teacher, total_kimg=0.064,
+                                  discriminator="projected", discriminator_kwargs=dict(backbones="digits"), bn_group=16),
+                    progress=False)
+    assert summary["nimg"] == 64 and summary["sanitized_steps"] == 0
+
+
+def test_digits_backbone_training_regenerates_a_loadable_file(tmp_path):
+    from paperlib.digits_backbones import load_digits_backbone, train_digits_backbone
+
+    result = train_digits_backbone("digits_vgg", epochs=1, out=tmp_path / "vgg.safetensors")
+    assert 0 <= result["test_accuracy"] <= 1
+    assert load_digits_backbone("digits_vgg", tmp_path / "vgg.safetensors").channels == (16, 32, 64, 128)

@@ -13,7 +13,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ["paperlib/assets/digits_featnet.safetensors", "paperlib/assets/teachers/digits-uncond.safetensors",
-           "paperlib/assets/teachers/digits-cond.safetensors"]
+           "paperlib/assets/teachers/digits-cond.safetensors", "paperlib/assets/digits_vgg.safetensors",
+           "paperlib/assets/digits_mbnet.safetensors"]
 
 
 @pytest.fixture(scope="module")
