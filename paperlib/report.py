@@ -187,7 +187,8 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
         name = f"{table['dataset']}-{table['scale']}"
         table_markdown[name] = to_markdown(table)
         parts.append(f"### {table['dataset']} ({table['scale']} scale)\n\n" + table_markdown[name])
-        pngs.append(str(save_table_png(table, Path(figures) / f"table_{name}.png")))
+        png = Path(figures) / f"table_{table['dataset']}_{table['scale']}.png"  # beside table_<dataset>_<scale>.md
+        pngs.append(str(save_table_png(table, png)))
     sweeps = sweep_markdown(Path(results) / "mini")
     layers = layers_markdown(results, scales)
     claims_text = claims_markdown(tables)

@@ -226,8 +226,7 @@ def _mini_rows(request: TableRequest) -> list[dict]:
                          **{k: v for k, v in result.items() if k not in ("preset", "run_dir", "overrides")}))
         net = load_network(root / preset / "network.safetensors")
         images, _ = generate_uint8(net, range(64), progress=False)
-        slug = label.split(" ")[0].lower()
-        save_grid(images, fig_dir / f"samples_{dataset}_{scale}_{slug}.png", nrow=16, title=f"{dataset} {label}, NFE 1")
+        save_grid(images, fig_dir / f"samples_{dataset}_{scale}_{method}.png", nrow=16, title=f"{dataset} {label}, NFE 1")
         if method == "gddi":
             nearest_neighbour_grid(images, extract_features(extractor, images), digits_dataset("train").images,
                                    ref.train, fig_dir / f"nearest_{dataset}_{scale}_gddi.png")

@@ -50,7 +50,7 @@ def test_fid_table_notebook_writes_a_complete_table(smoke_run, smoke_teacher, ca
     reported = {r["row"]: r["reported_fid"] for r in table["rows"]}
     assert reported["teacher, Heun NFE 35"] == 1.97 and reported["GDD-I (NFE 1)"] == 1.54  # CIFAR-10 stand-in
     assert reported["teacher, Heun NFE 17"] is None
-    for name in ("table_digits_smoke.md", "samples_digits_smoke_teacher-nfe35.png", "samples_digits_smoke_gdd-i.png",
+    for name in ("table_digits_smoke.md", "samples_digits_smoke_teacher-nfe35.png", "samples_digits_smoke_gddi.png",
                  "nearest_digits_smoke_gddi.png"):
         assert (root / "figures" / name).stat().st_size > 0
     # The command line builds the same table from the same (finished, so resumed) runs.
@@ -82,7 +82,8 @@ def test_layer_activation_notebook(layer_run):
     assert len(gddi["best_sigma"]) == layers and all(math.isfinite(v) for v in gddi["weight_change"])
     assert numbers["summary"]["GDD-I"]["unchanged_layers"] > numbers["summary"]["GDD"]["unchanged_layers"]
     assert all(math.isfinite(v) for v in numbers["summary"].values() if isinstance(v, float))
-    for name in ("layer_activation_digits.png", "layer_similarity_digits.png", "layer_generators_digits.png"):
+    for name in ("layer_activation_digits_smoke.png", "layer_similarity_digits_smoke.png",
+                 "layer_generators_digits_smoke.png"):
         assert (root / "figures" / name).stat().st_size > 0
 
 
@@ -90,7 +91,7 @@ def test_training_curves_and_tables_notebooks(layer_run):
     root, paths = layer_run
     run("training_curves", root, datasets=["digits"], scale="smoke", results_dir=paths["results_dir"],
         figures_dir=paths["figures_dir"])
-    curves = json.loads((root / "results" / "training_curves_smoke.json").read_text())
+    curves = json.loads((root / "results" / "smoke" / "training_curves.json").read_text())
     assert set(curves["digits"]) == {"GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)"}
     for curve in curves["digits"].values():
         assert curve["kimg"] == [0.16, 0.32] and all(math.isfinite(v) for v in curve["fid"])
@@ -106,7 +107,7 @@ def test_training_curves_and_tables_notebooks(layer_run):
     assert "STALE-TABLE" not in text and "| GDD-I (NFE 1) |" in text and text.endswith("end\n")
     assert "Freezing most block convolutions" in text
     assert "The claim that layers are activated differently" in text  # from the layer_run fixture's results
-    assert (root / "figures" / "table_digits-smoke.png").stat().st_size > 0
+    assert (root / "figures" / "table_digits_smoke.png").stat().st_size > 0
     assert "### digits (smoke scale)" in (root / "figures" / "tables.md").read_text()
 
 
