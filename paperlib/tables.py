@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -47,6 +48,33 @@ SCALE_DEFAULTS = {"smoke": dict(fid_num=100, fid_every_kimg=0.16), "mini": dict(
                   "paper": dict(fid_num=50000, fid_every_kimg=0.0)}
 METHODS = (("GDD", "gdd"), ("GDD-I", "gddi"), ("instance distillation", "instance"))
 RELEASED_KINDS = {"GDD": "gdd", "GDD-I": "gddi"}  # the authors' released checkpoints, by table label
+
+
+class Row(TypedDict, total=False):
+    """One row of a FID table as table.json stores it. ``kind`` is set where the row is made, never derived from
+    its label: 'teacher', 'gdd', 'gddi', 'instance' or 'real'."""
+
+    row: str                # the label shown in the table
+    kind: str
+    nfe: int | None         # network evaluations per sample (None for real data)
+    checkpoint: str         # the network scored
+    run_dir: str            # trained rows: the run's folder
+    snapshot: str           # paper scale: 'final' or 'best'
+    lr: float               # trained rows: the generator's learning rate
+    freeze_level: int       # trained rows: 0 (GDD) or 1 (GDD-I)
+    fid: float              # against the training split (the paper's protocol)
+    fid_test: float         # against the held-out split (mini scale)
+    kid: float
+    precision: float
+    recall: float
+    memorisation: float     # nearest-training-image distance ratio: 1 = no copying, 0 = copies
+    num: int                # samples the metrics come from
+    kimg: float | None      # training images seen, in thousands
+    train_seconds: float | None
+    sample_seconds: float   # teacher rows: time to sample them
+    frozen_fraction: float
+    reported_fid: float | None
+    reported_source: str
 
 
 def teacher_steps(resolution: int) -> tuple[int, ...]:
@@ -187,7 +215,7 @@ def _mini_teacher(request: TableRequest, root: Path) -> str:
     return str(run_dir / "network.safetensors")
 
 
-def _mini_rows(request: TableRequest) -> list[dict]:
+def _mini_rows(request: TableRequest) -> list[Row]:
     dataset, scale, num = request.dataset, request.scale, request.num
     conditional = dataset == "digits-cond"
     root = Path(request.runs) / scale / dataset
@@ -202,7 +230,7 @@ def _mini_rows(request: TableRequest) -> list[dict]:
         started = time.perf_counter()
         images, _ = generate_uint8(teacher, range(num), num_steps=steps, progress=False)
         metrics = evaluate_features(extract_features(extractor, images), ref)
-        rows.append(dict(row=f"teacher, Heun NFE {nfe_of(steps)}", kind="teacher", nfe=nfe_of(steps),
+        rows.append(Row(row=f"teacher, Heun NFE {nfe_of(steps)}", kind="teacher", nfe=nfe_of(steps),
                          checkpoint=_portable(teacher_path), sample_seconds=time.perf_counter() - started, kimg=None,
                          train_seconds=None,
                          frozen_fraction=0.0, **metrics))
@@ -221,7 +249,7 @@ def _mini_rows(request: TableRequest) -> list[dict]:
         result = train_and_evaluate(preset, str(root / preset), extractor, ref, eval_num=num,
                                     fid_every_kimg=SCALE_DEFAULTS[scale]["fid_every_kimg"], **overrides)
         cfg = preset_config(preset, **overrides)
-        rows.append(dict(row=f"{label} (NFE 1)", kind=method, lr=cfg.lr, freeze_level=cfg.freeze_level,
+        rows.append(Row(row=f"{label} (NFE 1)", kind=method, lr=cfg.lr, freeze_level=cfg.freeze_level,
                          run_dir=str(root / preset), checkpoint=_portable(str(root / preset / "network.safetensors")),
                          **{k: v for k, v in result.items() if k not in ("preset", "run_dir", "overrides")}))
         net = load_network(root / preset / "network.safetensors")
@@ -234,12 +262,12 @@ def _mini_rows(request: TableRequest) -> list[dict]:
     for label, path in request.released.items():
         metrics = evaluate_features(extract_features(extractor, generate_uint8(load_network(path), range(num),
                                                                                progress=False)[0]), ref)
-        rows.append(dict(row=f"{label} released (NFE 1)", kind=RELEASED_KINDS[label], nfe=1, checkpoint=path,
+        rows.append(Row(row=f"{label} released (NFE 1)", kind=RELEASED_KINDS[label], nfe=1, checkpoint=path,
                          **metrics))
 
     floor = real_data_floor(ref)
-    rows.append(dict(row="real data: held-out split (360)", kind="real", nfe=None, **floor["held_out"]))
-    rows.append(dict(row="real data: training subsample (360)", kind="real", nfe=None, **floor["train_resample"]))
+    rows.append(Row(row="real data: held-out split (360)", kind="real", nfe=None, **floor["held_out"]))
+    rows.append(Row(row="real data: training subsample (360)", kind="real", nfe=None, **floor["train_resample"]))
     return rows
 
 
@@ -307,7 +335,7 @@ def paper_plan(request: TableRequest) -> list[dict]:
     return steps
 
 
-def _paper_rows(request: TableRequest) -> list[dict]:
+def _paper_rows(request: TableRequest) -> list[Row]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     rows = []
     for step in paper_plan(request):
@@ -317,7 +345,7 @@ def _paper_rows(request: TableRequest) -> list[dict]:
             subprocess.run(step["argv"], check=True, env=env)
         if step["kind"] == "train":
             continue
-        row = dict(row=step["row"], kind=step["kind"], nfe=step["nfe"], checkpoint=step["checkpoint"],
+        row = Row(row=step["row"], kind=step["kind"], nfe=step["nfe"], checkpoint=step["checkpoint"],
                    **({"snapshot": step["snapshot"]} if "snapshot" in step else {}), **json.loads(output.read_text()))
         if "run_dir" in step:
             config = json.loads((Path(step["run_dir"]) / "config.json").read_text())
@@ -326,7 +354,7 @@ def _paper_rows(request: TableRequest) -> list[dict]:
             row.update(kimg=last.get("kimg"), train_seconds=last.get("train_seconds"), freeze_level=config["freeze_level"])
             best = best_snapshot(step["run_dir"])
             if best is not None:  # the authors released their lowest-FID snapshots: this row is the comparable one
-                rows.append(dict(row, row=step["row"].replace(", final", f", best snapshot ({best['kimg']:g} kimg)"),
+                rows.append(Row(row, row=step["row"].replace(", final", f", best snapshot ({best['kimg']:g} kimg)"),
                                  snapshot="best", checkpoint=best["checkpoint"], fid=best["fid"], num=best["num"],
                                  kimg=best["kimg"]))
         rows.append(row)
