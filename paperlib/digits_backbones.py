@@ -114,32 +114,41 @@ def upsample(images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
 
 
-def train_digits_backbone(name: str, epochs: int = 30, seed: int = 0, out: str | os.PathLike | None = None) -> dict:
-    """Pretrain one digits backbone as a classifier on the digits training split (+-1 pixel translations), and save
-    it. Returns dict(path, test_accuracy): the held-out accuracy is reported, never used to choose anything."""
-    from safetensors.torch import save_file
+def fit_digits_classifier(net: nn.Module, classify, epochs: int, seed: int, desc: str) -> float:
+    """Train ``classify`` (digits [B, 1, 8, 8] in [-1, 1] -> logits [B, 10], through ``net``'s parameters) on the
+    digits training split: Adam (lr 2e-3), batches of 64, +-1 pixel translations. Returns the held-out (test split)
+    accuracy, which is reported, never used to choose anything. Shared by the FID feature net and these backbones."""
+    from tqdm import tqdm
 
     from paperlib.data import digits_dataset
 
-    torch.manual_seed(seed)
     train_set, test_set = digits_dataset("train"), digits_dataset("test")
     x = torch.tensor(train_set.images, dtype=torch.float32) / 127.5 - 1
     y = torch.as_tensor(train_set.labels)
-    net = ARCHITECTURES[name]()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch"):
         net.train()
         for idx in torch.randperm(len(x), generator=g).split(64):
             shift = torch.randint(-1, 2, (2,), generator=g).tolist()
-            loss = F.cross_entropy(net.classify(upsample(torch.roll(x[idx], shifts=shift, dims=(2, 3)))), y[idx])
+            loss = F.cross_entropy(classify(torch.roll(x[idx], shifts=shift, dims=(2, 3))), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
     net.eval()
     with torch.no_grad():
         xt = torch.tensor(test_set.images, dtype=torch.float32) / 127.5 - 1
-        accuracy = (net.classify(upsample(xt)).argmax(1) == torch.as_tensor(test_set.labels)).float().mean().item()
+        return (classify(xt).argmax(1) == torch.as_tensor(test_set.labels)).float().mean().item()
+
+
+def train_digits_backbone(name: str, epochs: int = 30, seed: int = 0, out: str | os.PathLike | None = None) -> dict:
+    """Pretrain one digits backbone as a classifier on the digits training split and save it (the file's metadata
+    holds its held-out accuracy). Returns dict(path, test_accuracy)."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    net = ARCHITECTURES[name]()
+    accuracy = fit_digits_classifier(net, lambda x: net.classify(upsample(x)), epochs, seed, desc=name)
     path = Path(out) if out else asset_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),

@@ -63,29 +63,11 @@ def train_digits_featnet(epochs: int = 40, seed: int = 0, out: str | os.PathLike
     """Train the digits feature net on the digits training split; returns held-out (test split) accuracy."""
     from safetensors.torch import save_file
 
-    from paperlib.data import digits_dataset
+    from paperlib.digits_backbones import fit_digits_classifier
 
     torch.manual_seed(seed)
-    train_set, test_set = digits_dataset("train"), digits_dataset("test")
-    x = torch.tensor(train_set.images, dtype=torch.float32) / 127.5 - 1
-    y = torch.as_tensor(train_set.labels)
     net = DigitsFeatureNet()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in tqdm(range(epochs), desc="digits feature net", unit="epoch"):
-        net.train()
-        for idx in torch.randperm(len(x), generator=g).split(64):
-            batch = x[idx]
-            shift = torch.randint(-1, 2, (2,), generator=g).tolist()  # +-1 pixel translations
-            batch = torch.roll(batch, shifts=shift, dims=(2, 3))
-            loss = F.cross_entropy(net(batch), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    net.eval()
-    with torch.no_grad():
-        xt = torch.tensor(test_set.images, dtype=torch.float32) / 127.5 - 1
-        accuracy = (net(xt).argmax(1) == torch.as_tensor(test_set.labels)).float().mean().item()
+    accuracy = fit_digits_classifier(net, net, epochs, seed, desc="digits feature net")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out),
               metadata={"test_accuracy": f"{accuracy:.4f}", "epochs": str(epochs), "seed": str(seed)})
