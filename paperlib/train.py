@@ -508,7 +508,8 @@ class NonFiniteWatch:
 
     def __init__(self, objective: Objective, device):
         self.objective = objective
-        self.last = self.streak = self.worst = torch.zeros((), dtype=torch.long, device=device)
+        self.streak = self.worst = torch.zeros((), dtype=torch.long, device=device)
+        self.last = self.streak + objective.sanitized_tensor()  # a resumed run's earlier steps are not a new streak
         self.warned = False
 
     def update(self) -> None:

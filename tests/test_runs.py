@@ -318,3 +318,21 @@ def test_reference_statistics_with_pickled_objects_are_refused_naming_the_file(t
     np.savez(path, mu=np.array([object()], dtype=object), sigma=np.eye(1))
     with pytest.raises(MetricError, match=r"ref.npz: not readable reference statistics .*allow_pickle"):
         Stats.load(path)
+
+
+def test_non_finite_streaks_count_only_new_steps():
+    """A resumed run's earlier sanitised steps are not a streak; a streak ends at the first finite iteration."""
+    from types import SimpleNamespace
+
+    from paperlib.train import NonFiniteWatch
+
+    counter = SimpleNamespace(_sanitized=torch.tensor(5))
+    objective = SimpleNamespace(optimizers={"G": counter}, sanitized_tensor=lambda: counter._sanitized.clone())
+    watch = NonFiniteWatch(objective, "cpu")
+    for bad in (False, True, True, False, True):
+        counter._sanitized += int(bad)
+        watch.update()
+    assert int(watch.worst) == 2 and int(watch.streak) == 1
+    watch.check(3, 1.0, None, warn=False)  # below the limit: no stop
+    with pytest.raises(RunError, match="2 iterations in a row"):
+        watch.check(2, 1.0, None, warn=False)
