@@ -526,8 +526,8 @@ class NonFiniteWatch:
                            f"learning rate too high?); {kept}")
         if warn and not self.warned and int(self.last) > 0:
             self.warned = True
-            print(f"[paperlib] warning: NaN/inf gradients by {kimg:g} kimg, sanitised as the reference (NaN -> 0, "
-                  f"inf -> 1e5); the run stops after {limit} such iterations in a row", flush=True)
+            say(f"warning: NaN/inf gradients by {kimg:g} kimg, sanitised as the reference (NaN -> 0, inf -> 1e5); "
+                f"the run stops after {limit} such iterations in a row")
 
 
 def _save_network_checked(ema: torch.nn.Module, path: Path, extra: dict, kept: Path | None) -> None:
