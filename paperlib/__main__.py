@@ -157,19 +157,63 @@ def cmd_fid(args: argparse.Namespace) -> None:
         atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode())
 
 
-def cmd_sweep(args: argparse.Namespace, extra: list[str]) -> None:
-    from paperlib.experiments import lr_sweep
-    from paperlib.metrics import build_extractor, dataset_reference
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from paperlib.evidence import mini_sweep
 
-    extractor = build_extractor("digits")
-    ref = dataset_reference("digits-8:train", extractor)
-    lrs = [float(v) for v in args.lrs.split(",")]
-    results = lr_sweep(args.preset, lrs, args.root, extractor, ref, eval_num=args.eval_num, **parse_overrides(extra))
-    for r in results:
-        print(f"lr {r['overrides']['lr']:g}: FID {r['fid']:.2f} (test {r['fid_test']:.2f}), precision {r['precision']:.3f}, "
-              f"recall {r['recall']:.3f}, memorisation {r['memorisation']:.3f}, {r['train_seconds']:.0f} s")
-    if args.out:
-        atomic_write_bytes(Path(args.out), json.dumps(results, indent=2).encode())
+    datasets = args.datasets.split(",")
+    methods = args.methods.split(",")
+    chosen = mini_sweep(datasets, methods, runs=args.runs, results=args.results, device=args.device,
+                        workers=args.workers, kimg=args.kimg, eval_num=args.eval_num)
+    for preset, lr in chosen.items():
+        print(f"{preset}: lowest training-split FID at lr {lr:g} (results/mini/sweep-{preset}.json)")
+
+
+def cmd_evidence(args: argparse.Namespace) -> None:
+    """Every run of the chosen mini-scale stages in one pool (the best use of the cores or the GPU), then each
+    finished stage's JSON, tables and figures (which find the runs done and only evaluate)."""
+    import time
+
+    from paperlib.evidence import ablation_jobs, freeze_ablation, mini_sweep, sweep_jobs
+    from paperlib.pool import default_workers, run_jobs
+    from paperlib.tables import MINI_DATASETS, TableRequest, build_table, mini_jobs
+
+    stages = args.stages.split(",")
+    unknown = sorted(set(stages) - {"main", "sweep", "ablation"})
+    if unknown:
+        raise SystemExit(f"error: --stages: unknown {unknown}; expected some of main, sweep, ablation")
+    common = dict(device=args.device, kimg=args.kimg)
+    requests = [TableRequest(dataset=d, scale="mini", runs=args.runs, results=args.results, figures=args.figures,
+                             workers=args.workers, fid_num=args.eval_num, **common) for d in MINI_DATASETS]
+    by_stage = dict(main=[job for r in requests for job in mini_jobs(r)],
+                    sweep=sweep_jobs(runs=args.runs, eval_num=args.eval_num, **common),
+                    ablation=ablation_jobs(runs=args.runs, eval_num=args.eval_num, **common))
+    jobs = list({job.run_dir: job for stage in stages for job in by_stage[stage]}.values())
+    deadline = time.time() + 60 * args.minutes if args.minutes else None
+    done = dict(zip((job.run_dir for job in jobs),
+                    run_jobs(jobs, workers=args.workers or default_workers(args.device), deadline=deadline)))
+    for stage in stages:
+        if any(done.get(job.run_dir) is None for job in by_stage[stage]):
+            print(f"stage {stage}: not every run finished before the deadline; run the command again to go on")
+            continue
+        if stage == "main":
+            for request in requests:
+                build_table(request)
+        elif stage == "sweep":
+            mini_sweep(runs=args.runs, results=args.results, workers=args.workers, eval_num=args.eval_num, **common)
+        else:
+            freeze_ablation(runs=args.runs, results=args.results, figures=args.figures, workers=args.workers,
+                            eval_num=args.eval_num, **common)
+        print(f"stage {stage}: written under {args.results}/", flush=True)
+
+
+def cmd_ablation(args: argparse.Namespace) -> None:
+    from paperlib.evidence import freeze_ablation
+
+    out = freeze_ablation(args.dataset, runs=args.runs, results=args.results, figures=args.figures,
+                          device=args.device, workers=args.workers, kimg=args.kimg, eval_num=args.eval_num)
+    for level in out["levels"]:
+        print(f"{level['policy']}: {100 * level['frozen_fraction']:.1f}% frozen, FID {level['fid']:.2f} "
+              f"(held-out {level['fid_test']:.2f})")
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -250,13 +294,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
     p.set_defaults(func=cmd_fid)
 
-    p = sub.add_parser("sweep", help="mini scale: train a preset at several learning rates and evaluate each (digits FID)")
-    p.add_argument("--preset", required=True)
-    p.add_argument("--lrs", required=True, help="comma-separated generator learning rates")
-    p.add_argument("--root", default="runs/mini/sweep")
-    p.add_argument("--eval-num", type=int, default=1000)
-    p.add_argument("--out", default=None)
-    p.set_defaults(func=cmd_sweep, takes_extra=True)
+    def pool_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="auto")
+        p.add_argument("--workers", type=int, default=0, help="runs trained at once (0: one per core, 6 on a GPU)")
+        p.add_argument("--kimg", type=float, default=0.0, help="image budget per run (0: the preset's)")
+        p.add_argument("--eval-num", type=positive_int, default=10000, help="samples per FID")
+        p.add_argument("--runs", default="runs")
+        p.add_argument("--results", default="results")
+
+    p = sub.add_parser("sweep", help="mini scale: the learning-rate sweeps that choose the presets' rates "
+                       "(results/mini/sweep-<preset>.json)")
+    p.add_argument("--datasets", default="digits,digits-cond")
+    p.add_argument("--methods", default="gdd,gddi")
+    pool_options(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("evidence", help="mini scale: train every run of the main tables, the sweeps and the freeze "
+                       "ablation in one pool, then write each finished stage's results")
+    p.add_argument("--stages", default="main", help="comma-separated: main, sweep, ablation (in priority order)")
+    p.add_argument("--figures", default="figures")
+    p.add_argument("--minutes", type=float, default=0.0, help="start no new run after this long (0: no limit)")
+    pool_options(p)
+    p.set_defaults(func=cmd_evidence)
+
+    p = sub.add_parser("ablation", help="mini scale: the freeze ablation, FID against the generator's frozen fraction")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--figures", default="figures")
+    pool_options(p)
+    p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("table", help="train/evaluate every row of a dataset's FID table (smoke, mini or paper scale)")
     p.add_argument("--dataset", default="digits", help="digits | digits-cond (smoke, mini); cifar10 | cifar10-cond | "

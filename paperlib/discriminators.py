@@ -163,14 +163,20 @@ def build_feature_network(name: str, weights: str | None, generator: torch.Gener
     return net
 
 
+def _scaled(channels: tuple[int, ...], width: float) -> tuple[int, ...]:
+    """Channel counts at ``width`` times the paper's (at least 1 each)."""
+    return tuple(max(1, round(c * width)) for c in channels)
+
+
 class RandomProjection(nn.Module):
     """CCM (1x1 conv per stage) + CSM (top-down fusion with bilinear x2 upsampling and 1x1 convs), all frozen."""
 
-    def __init__(self, in_channels: tuple[int, ...], generator: torch.Generator):
+    def __init__(self, in_channels: tuple[int, ...], generator: torch.Generator, width: float = 1.0):
         super().__init__()
-        self.ccm = nn.ModuleList([nn.Conv2d(c, o, 1) for c, o in zip(in_channels, CCM_CHANNELS)])
-        csm_in = CCM_CHANNELS
-        self.csm = nn.ModuleList([nn.Conv2d(c, o, 1) for c, o in zip(csm_in, CSM_CHANNELS)])
+        ccm_channels, csm_channels = _scaled(CCM_CHANNELS, width), _scaled(CSM_CHANNELS, width)
+        self.ccm = nn.ModuleList([nn.Conv2d(c, o, 1) for c, o in zip(in_channels, ccm_channels)])
+        self.csm = nn.ModuleList([nn.Conv2d(c, o, 1) for c, o in zip(ccm_channels, csm_channels)])
+        self.out_channels = csm_channels
         _reinit(self, generator)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -188,7 +194,8 @@ class FeatureNetwork(nn.Module):
     size: 224 for the ImageNet networks, as the reference; 32 for the digits ones), features, projection. Another
     ``resize`` is paperlib's option for small inputs (tests)."""
 
-    def __init__(self, backbone: str, weights: str | None, generator: torch.Generator, resize: int | None = None):
+    def __init__(self, backbone: str, weights: str | None, generator: torch.Generator, resize: int | None = None,
+                 width: float = 1.0):
         super().__init__()
         self.backbone_name = backbone
         self.backbone = build_feature_network(backbone, weights, generator)
@@ -197,7 +204,7 @@ class FeatureNetwork(nn.Module):
             raise ValueError(f"backbone {backbone} takes 224x224 inputs only; got resize={resize}")
         self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(self.backbone.std).view(1, -1, 1, 1))
-        self.projection = RandomProjection(self.backbone.channels, generator)
+        self.projection = RandomProjection(self.backbone.channels, generator, width)
         self.requires_grad_(False).train()
 
     def train(self, mode: bool = True):
@@ -302,13 +309,15 @@ class MiniDiscriminator(nn.Module):
     """DownBlocks from ``start_res`` (as assumed) down to 8, then a 4x4 conv to one logit map (or cmap_dim maps)."""
 
     def __init__(self, in_channels: int, start_res: int, num_classes: int = 0, cmap_dim: int = 64,
-                 embedding: torch.Tensor | None = None, norm: bool = True, end_res: int = 8, bn_group: int = 0):
+                 embedding: torch.Tensor | None = None, norm: bool = True, end_res: int = 8, bn_group: int = 0,
+                 width: float = 1.0):
         super().__init__()
         blocks, c, res = [], in_channels, start_res
         while res > end_res:
             res //= 2
-            blocks.append(DownBlock(c, HEAD_CHANNELS.get(res, 512), norm, bn_group=bn_group))
-            c = HEAD_CHANNELS.get(res, 512)
+            cout = _scaled((HEAD_CHANNELS.get(res, 512),), width)[0]
+            blocks.append(DownBlock(c, cout, norm, bn_group=bn_group))
+            c = cout
         self.blocks = nn.Sequential(*blocks)
         out = cmap_dim if num_classes else 1
         self.final = _spectral_norm(nn.Conv2d(c, out, 4, stride=1, padding=0, bias=False))
@@ -331,20 +340,24 @@ class ProjectedDiscriminator(nn.Module):
     resize: side the images are resized to before the backbones (default: each backbone's own, 224 as the
     reference for the ImageNet networks).
     projection_seed: seeds the frozen random layers identically on every rank.
+    width: channels of the random projections and the heads as a fraction of the paper's (mini scale: 1/8, for
+    8x8 digits on a CPU; the paper's 1.0 otherwise).
     """
 
     def __init__(self, backbones: str | tuple[str, ...] = "vgg16_bn+lite0", label_dim: int = 0,
                  weights: dict[str, str] | None = None, class_embedding: torch.Tensor | str | None = None,
-                 bn_group: int = 0, resize: int | None = None, projection_seed: int = 0):
+                 bn_group: int = 0, resize: int | None = None, projection_seed: int = 0, width: float = 1.0):
         super().__init__()
         names = BACKBONE_SETS[backbones] if isinstance(backbones, str) else tuple(backbones)
         generator = torch.Generator().manual_seed(projection_seed)
         weights = weights or {}
         embedding = _class_embedding(class_embedding) if label_dim else None
-        self.features = nn.ModuleList([FeatureNetwork(n, weights.get(n), generator, resize) for n in names])
+        if not 0 < width <= 1:
+            raise ValueError(f"width: expected a fraction in (0, 1] of the paper's channel counts, got {width}")
+        self.features = nn.ModuleList([FeatureNetwork(n, weights.get(n), generator, resize, width) for n in names])
         self.heads = nn.ModuleList([
-            nn.ModuleList([MiniDiscriminator(c, r, label_dim, embedding=embedding, bn_group=bn_group)
-                           for c, r in zip(CSM_CHANNELS, f.head_resolutions())]) for f in self.features])
+            nn.ModuleList([MiniDiscriminator(c, r, label_dim, embedding=embedding, bn_group=bn_group, width=width)
+                           for c, r in zip(f.projection.out_channels, f.head_resolutions())]) for f in self.features])
         self.fast = False
         self._exact = False
         self._compiled: list | None = None

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from paperlib.checkpoints import load_network
-from paperlib.io import atomic_write_bytes
+from paperlib.io import atomic_write_bytes, resolve_device
 from paperlib.metrics import (
     Reference,
     Stats,
@@ -39,7 +40,8 @@ def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress_d
     images of :data:`PROGRESS_SEEDS` are also saved there as ``kimg-<kimg * 1000>.npz`` (uint8 [32, C, H, W]).
     """
     def callback(kimg: float, ema) -> dict:
-        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=10_000_000, progress=False)
+        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=10_000_000,
+                                  device=next(ema.parameters()).device, progress=False)
         if progress_dir is not None:
             images, _ = generate_uint8(ema, PROGRESS_SEEDS, progress=False)
             buf = io.BytesIO()
@@ -81,31 +83,39 @@ def best_snapshot(run_dir: str | Path) -> dict | None:
                 checkpoint=str(Path(run_dir) / f"network-snapshot-{best['nimg']:09d}.safetensors"))
 
 
-def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Reference, eval_num: int = 1000,
-                       fid_every_kimg: float = 0.0, resume: bool = True, **overrides) -> dict:
-    """Train ``preset`` (resuming a finished or interrupted run in ``run_dir``), then evaluate the final EMA network.
+def cached_result(preset: str, run_dir: str, eval_num: int, **overrides) -> dict | None:
+    """The ``result.json`` of a finished run made with this exact config and sample count, else None."""
+    path = Path(run_dir) / "result.json"
+    if not path.exists() or not (Path(run_dir) / "network.safetensors").exists():
+        return None
+    result = json.loads(path.read_text())
+    cfg = preset_config(preset, run_dir=run_dir, **overrides)
+    same = result.get("config") == json.loads(json.dumps(asdict(cfg))) and result.get("num") == eval_num
+    return result if same and result.get("kimg", 0) * 1000 >= round(cfg.total_kimg * 1000) else None
 
-    With ``fid_every_kimg``, FID during training goes into the run's ``metrics.jsonl`` and sample grids of fixed
-    seeds into ``run_dir/progress/`` (see :func:`fid_callback`). Returns the config overrides, training summary,
-    training wall time (summed over resumed parts, evaluations excluded) and the metrics.
+
+def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Reference, eval_num: int = 1000,
+                       fid_every_kimg: float = 0.0, resume: bool = True, curve_num: int = 500, **overrides) -> dict:
+    """Train ``preset`` (resuming a finished or interrupted run in ``run_dir``), then evaluate the final EMA network
+    on ``eval_num`` samples (seeds 0..eval_num-1) on the training device.
+
+    With ``fid_every_kimg``, FID during training (``curve_num`` samples, against the training and held-out splits)
+    goes into the run's ``metrics.jsonl`` and sample grids of fixed seeds into ``run_dir/progress/`` (see
+    :func:`fid_callback`). Returns the config overrides, seed, learning rate, training summary, training wall time
+    (summed over resumed parts, evaluations excluded), the sample count ``num`` and the metrics.
     """
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
-    callback = fid_callback(extractor, ref, progress_dir=Path(run_dir) / "progress") if fid_every_kimg else None
+    callback = (fid_callback(extractor, ref, num=curve_num, progress_dir=Path(run_dir) / "progress")
+                if fid_every_kimg else None)
     summary = train(cfg, resume=resume, callback=callback, callback_kimg=fid_every_kimg, progress=False)
-    net = load_network(Path(run_dir) / "network.safetensors")
-    metrics = evaluate_network(net, extractor, ref, num=eval_num, progress=False)
-    result = dict(preset=preset, run_dir=run_dir, overrides=overrides, train_seconds=summary["train_seconds"],
-                  kimg=summary["nimg"] / 1000, frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics)
+    device = resolve_device(cfg.device)
+    net = load_network(Path(run_dir) / "network.safetensors").to(device)
+    metrics = evaluate_network(net, extractor, ref, num=eval_num, device=device, progress=False)
+    result = dict(preset=preset, run_dir=run_dir, overrides=overrides, config=asdict(cfg), seed=cfg.seed, lr=cfg.lr,
+                  train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
+                  frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics)
     atomic_write_bytes(Path(run_dir) / "result.json", json.dumps(result, indent=2).encode())
     return result
-
-
-def lr_sweep(preset: str, lrs: Sequence[float], root: str, extractor: Callable, ref: Reference,
-             eval_num: int = 1000, **overrides) -> list[dict]:
-    """Train ``preset`` once per generator learning rate (same image budget) and evaluate each; best FID first."""
-    results = [train_and_evaluate(preset, f"{root}/{preset}-lr{lr:g}", extractor, ref, eval_num=eval_num, lr=lr,
-                                  **overrides) for lr in lrs]
-    return sorted(results, key=lambda r: r["fid"])
 
 
 def teacher_nfe_curve(teacher_path: str, extractor: Callable, ref: Reference, steps: Sequence[int] = (1, 2, 3, 5, 9, 18),

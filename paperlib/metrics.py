@@ -184,13 +184,25 @@ def feature_stats(features: np.ndarray) -> Stats:
 
 
 def fid_from_stats(a: Stats, b: Stats) -> float:
-    """Fréchet distance ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) via clean-fid."""
-    from cleanfid.fid import frechet_distance
+    """Fréchet distance ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), computed as clean-fid's
+    ``frechet_distance`` (the same steps and fallbacks), whose ``sqrtm(..., disp=False)`` call fails on SciPy >= 1.18."""
+    from scipy import linalg
 
     if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
         raise MetricError(f"feature sizes differ: {a.mu.shape[0]}-d statistics against {b.mu.shape[0]}-d reference "
                           f"statistics (were they computed with another feature extractor?)")
-    return float(frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
+    mu1, mu2 = np.atleast_1d(a.mu), np.atleast_1d(b.mu)
+    s1, s2 = np.atleast_2d(a.sigma), np.atleast_2d(b.sigma)
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(s1.dot(s2))
+    if not np.isfinite(covmean).all():  # near-singular product: offset the diagonals, as clean-fid does
+        offset = np.eye(s1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise MetricError(f"FID: imaginary component {np.max(np.abs(covmean.imag))} in the covariance square root")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
 def kid(features_a: np.ndarray, features_b: np.ndarray, num_subsets: int = 100, max_subset_size: int = 1000) -> float:

@@ -27,12 +27,14 @@ import numpy as np
 from paperlib.checkpoints import load_network
 from paperlib.data import digits_dataset
 from paperlib.diffusion import nfe_of
-from paperlib.experiments import best_snapshot, train_and_evaluate
+from paperlib.experiments import best_snapshot
 from paperlib.grids import nearest_neighbour_grid, save_grid
-from paperlib.io import ROOT, atomic_write_bytes
+from paperlib.io import ROOT, atomic_write_bytes, resolve_device
 from paperlib.metrics import DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8, real_data_floor
+from paperlib.pool import Job, default_workers, run_jobs
 from paperlib.presets import MINI_TEACHERS, PRESETS, preset_config
 from paperlib.reported import reported_for
+from paperlib.stats import aggregate_runs, mean_sd
 from paperlib.train import train
 
 MINI_DATASETS = ("digits", "digits-cond")
@@ -44,9 +46,15 @@ PAPER_DATASETS = {"cifar10": ("cifar10-uncond", 32, "edm-cifar10-32x32-uncond-ve
                   "imagenet-64": ("imagenet-64", 64, "edm-imagenet-64x64-cond-adm.pkl")}
 SCALES = ("smoke", "mini", "paper")
 # Per scale: FID samples, how often FID is recorded during training (kimg; 0 = never).
-SCALE_DEFAULTS = {"smoke": dict(fid_num=100, fid_every_kimg=0.16), "mini": dict(fid_num=1000, fid_every_kimg=4.0),
-                  "paper": dict(fid_num=50000, fid_every_kimg=0.0)}
-METHODS = (("GDD", "gdd"), ("GDD-I", "gddi"), ("instance distillation", "instance"))
+# Per scale: FID samples, how often FID is recorded during training (kimg; 0 = never) and on how many samples,
+# the training seeds of every trained row, and how many disjoint seed ranges the teacher's NFE-35 row is sampled with.
+SCALE_DEFAULTS = {
+    "smoke": dict(fid_num=100, fid_every_kimg=0.16, curve_num=100, seeds=[1], teacher_ranges=1),
+    "mini": dict(fid_num=10000, fid_every_kimg=8.0, curve_num=2000, seeds=[1, 2, 3], teacher_ranges=3),
+    "paper": dict(fid_num=50000, fid_every_kimg=0.0, curve_num=0, seeds=[42], teacher_ranges=1)}
+METHODS = (("GDD", "gdd"), ("GDD-I", "gddi"), ("instance distillation", "instance"),
+           ("GDD-I, small from-scratch D (ablation)", "gddi-smalld"))
+MINI_ONLY_METHODS = ("gddi-smalld",)
 RELEASED_KINDS = {"GDD": "gdd", "GDD-I": "gddi"}  # the authors' released checkpoints, by table label
 
 
@@ -58,7 +66,11 @@ class Row(TypedDict, total=False):
     kind: str
     nfe: int | None         # network evaluations per sample (None for real data)
     checkpoint: str         # the network scored
-    run_dir: str            # trained rows: the run's folder
+    run_dir: str            # trained rows: the folder of the row's runs (one per seed)
+    run_dirs: list          # trained rows at smoke/mini scale: each seed's run
+    seeds: list             # trained rows: training seeds; teacher rows: the seed ranges sampled
+    fid_runs: list          # per seed (or seed range), likewise <metric>_runs for every metric
+    fid_sd: float | None    # sample sd over seeds, likewise <metric>_sd
     snapshot: str           # paper scale: 'final' or 'best'
     lr: float               # trained rows: the generator's learning rate
     freeze_level: int       # trained rows: 0 (GDD) or 1 (GDD-I)
@@ -68,7 +80,7 @@ class Row(TypedDict, total=False):
     precision: float
     recall: float
     memorisation: float     # nearest-training-image distance ratio: 1 = no copying, 0 = copies
-    num: int                # samples the metrics come from
+    num: int                # samples the metrics come from (per seed)
     kimg: float | None      # training images seen, in thousands
     train_seconds: float | None
     sample_seconds: float   # teacher rows: time to sample them
@@ -106,7 +118,9 @@ class TableRequest:
     device: str = "auto"
     gpus: int = 1
     fid_num: int = 0
-    methods: list = field(default_factory=lambda: ["gdd", "gddi", "instance"])
+    seeds: list = field(default_factory=list)  # training seeds of every trained row (default: the scale's)
+    workers: int = 0                           # smoke/mini: runs trained at once (0 = one per core, or 6 on a GPU)
+    methods: list = field(default_factory=lambda: ["gdd", "gddi", "instance", "gddi-smalld"])
     released: dict = field(default_factory=dict)
     backbone_weights: dict = field(default_factory=dict)
     class_embedding: str = ""
@@ -126,6 +140,10 @@ class TableRequest:
         unknown = sorted(set(self.methods) - {m for _, m in METHODS})
         if unknown:
             raise TableError(f"methods {unknown} unknown; expected some of {[m for _, m in METHODS]}")
+        if self.scale == "paper":
+            self.methods = [m for m in self.methods if m not in MINI_ONLY_METHODS]  # an ablation of the mini scale
+        if not all(isinstance(s, int) and s >= 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise TableError(f"seeds: expected distinct integers >= 0, got {self.seeds!r}")
         bad_released = sorted(set(self.released) - set(RELEASED_KINDS))
         if bad_released:
             raise TableError(f"released checkpoints are keyed 'GDD' or 'GDD-I', not {bad_released}")
@@ -155,6 +173,10 @@ class TableRequest:
     @property
     def num(self) -> int:
         return self.fid_num or SCALE_DEFAULTS[self.scale]["fid_num"]
+
+    @property
+    def training_seeds(self) -> list[int]:
+        return list(self.seeds) or SCALE_DEFAULTS[self.scale]["seeds"]
 
 
 def build_table(request: TableRequest) -> dict:
@@ -215,9 +237,49 @@ def _mini_teacher(request: TableRequest, root: Path) -> str:
     return str(run_dir / "network.safetensors")
 
 
+def _teacher_row(teacher, steps: int, ranges: int, num: int, extractor, ref, checkpoint: str,
+                 device) -> tuple[Row, np.ndarray]:
+    """The teacher at ``steps`` Heun steps, sampled with ``ranges`` disjoint seed ranges of ``num`` seeds each
+    (0.., num.., ...); the row holds their mean, sd and per-range values. Also returns the first range's images."""
+    started = time.perf_counter()
+    results, first = [], None
+    for k in range(ranges):
+        images, _ = generate_uint8(teacher, range(k * num, (k + 1) * num), num_steps=steps, device=device,
+                                   progress=False)
+        first = images if first is None else first
+        results.append(evaluate_features(extract_features(extractor, images), ref))
+    row = Row(row=f"teacher, Heun NFE {nfe_of(steps)}", kind="teacher", nfe=nfe_of(steps), checkpoint=checkpoint,
+              kimg=None, train_seconds=None, frozen_fraction=0.0, sample_seconds=time.perf_counter() - started,
+              **aggregate_runs(results, [f"{k * num}..{(k + 1) * num - 1}" for k in range(ranges)]))
+    return row, first
+
+
+def mini_jobs(request: TableRequest, teacher_path: str | None = None) -> list[Job]:
+    """The training runs behind a smoke/mini table's trained rows: every method of ``request.methods`` at every
+    training seed, in ``<runs>/<scale>/<dataset>/<preset>/seed<N>``."""
+    request.validate()
+    defaults = SCALE_DEFAULTS[request.scale]
+    conditional = request.dataset == "digits-cond"
+    root = Path(request.runs) / request.scale / request.dataset
+    teacher_path = teacher_path or _mini_teacher(request, root)
+    prefix = "smoke" if request.scale == "smoke" else request.dataset
+    jobs = []
+    for label, method in METHODS:
+        if method not in request.methods:
+            continue
+        for seed in request.training_seeds:
+            overrides = dict(teacher=teacher_path, conditional=conditional, device=request.device, seed=seed)
+            if request.kimg:
+                overrides["total_kimg"] = request.kimg
+            jobs.append(Job(f"{request.dataset} {label} seed {seed}", f"{prefix}-{method}",
+                            str(root / f"{prefix}-{method}" / f"seed{seed}"), overrides, eval_num=request.num,
+                            fid_every_kimg=defaults["fid_every_kimg"], curve_num=defaults["curve_num"]))
+    return jobs
+
+
 def _mini_rows(request: TableRequest) -> list[Row]:
     dataset, scale, num = request.dataset, request.scale, request.num
-    conditional = dataset == "digits-cond"
+    defaults = SCALE_DEFAULTS[scale]
     root = Path(request.runs) / scale / dataset
     fig_dir = Path(request.figures)
     extractor = DigitsExtractor()
@@ -225,36 +287,34 @@ def _mini_rows(request: TableRequest) -> list[Row]:
     rows: list[dict] = []
 
     teacher_path = _mini_teacher(request, root)
-    teacher = load_network(teacher_path)
+    device = resolve_device(request.device)
+    teacher = load_network(teacher_path).to(device)
     for steps in teacher_steps(8):
-        started = time.perf_counter()
-        images, _ = generate_uint8(teacher, range(num), num_steps=steps, progress=False)
-        metrics = evaluate_features(extract_features(extractor, images), ref)
-        rows.append(Row(row=f"teacher, Heun NFE {nfe_of(steps)}", kind="teacher", nfe=nfe_of(steps),
-                         checkpoint=_portable(teacher_path), sample_seconds=time.perf_counter() - started, kimg=None,
-                         train_seconds=None,
-                         frozen_fraction=0.0, **metrics))
+        ranges = defaults["teacher_ranges"] if steps == 18 else 1
+        row, images = _teacher_row(teacher, steps, ranges, num, extractor, ref, _portable(teacher_path), device)
+        rows.append(row)
+        print(f"[paperlib] {dataset} {row['row']}: FID {row['fid']:.2f} ({num} samples x {ranges})", flush=True)
         if steps == 18:
             save_grid(images[:64], fig_dir / f"samples_{dataset}_{scale}_teacher-nfe35.png", nrow=16,
                       title=f"{dataset} teacher, Heun NFE 35")
 
     prefix = "smoke" if scale == "smoke" else dataset
-    for label, method in METHODS:
-        if method not in request.methods:
-            continue
-        preset = f"{prefix}-{method}"
-        overrides = dict(teacher=teacher_path, conditional=conditional, device=request.device)
-        if request.kimg:
-            overrides["total_kimg"] = request.kimg
-        result = train_and_evaluate(preset, str(root / preset), extractor, ref, eval_num=num,
-                                    fid_every_kimg=SCALE_DEFAULTS[scale]["fid_every_kimg"], **overrides)
-        cfg = preset_config(preset, **overrides)
-        rows.append(Row(row=f"{label} (NFE 1)", kind=method, lr=cfg.lr, freeze_level=cfg.freeze_level,
-                         run_dir=str(root / preset), checkpoint=_portable(str(root / preset / "network.safetensors")),
-                         **{k: v for k, v in result.items() if k not in ("preset", "run_dir", "overrides")}))
-        net = load_network(root / preset / "network.safetensors")
+    seeds = request.training_seeds
+    methods = [(label, method) for label, method in METHODS if method in request.methods]
+    jobs = mini_jobs(request, teacher_path)
+    results = run_jobs(jobs, workers=request.workers or default_workers(request.device))
+    for label, method in methods:
+        runs = [r for job, r in zip(jobs, results) if job.preset == f"{prefix}-{method}"]
+        cfg = preset_config(f"{prefix}-{method}", **next(j.overrides for j in jobs if j.preset == f"{prefix}-{method}"))
+        first = runs[0]["run_dir"]
+        rows.append(Row(row=f"{label} (NFE 1)", kind=method, freeze_level=cfg.freeze_level,
+                        run_dir=str(Path(first).parent), run_dirs=[r["run_dir"] for r in runs],
+                        checkpoint=_portable(str(Path(first) / "network.safetensors")),
+                        **aggregate_runs(runs, seeds)))
+        net = load_network(Path(first) / "network.safetensors")
         images, _ = generate_uint8(net, range(64), progress=False)
-        save_grid(images, fig_dir / f"samples_{dataset}_{scale}_{method}.png", nrow=16, title=f"{dataset} {label}, NFE 1")
+        save_grid(images, fig_dir / f"samples_{dataset}_{scale}_{method}.png", nrow=16,
+                  title=f"{dataset} {label}, NFE 1 (seed {seeds[0]})")
         if method == "gddi":
             nearest_neighbour_grid(images, extract_features(extractor, images), digits_dataset("train").images,
                                    ref.train, fig_dir / f"nearest_{dataset}_{scale}_gddi.png")
@@ -263,11 +323,12 @@ def _mini_rows(request: TableRequest) -> list[Row]:
         metrics = evaluate_features(extract_features(extractor, generate_uint8(load_network(path), range(num),
                                                                                progress=False)[0]), ref)
         rows.append(Row(row=f"{label} released (NFE 1)", kind=RELEASED_KINDS[label], nfe=1, checkpoint=path,
-                         **metrics))
+                        num=num, **metrics))
 
     floor = real_data_floor(ref)
     rows.append(Row(row="real data: held-out split (360)", kind="real", nfe=None, **floor["held_out"]))
-    rows.append(Row(row="real data: training subsample (360)", kind="real", nfe=None, **floor["train_resample"]))
+    rows.append(Row(row="real data: training subsample (360)", kind="real", nfe=None,
+                    **floor["train_resample"]))
     return rows
 
 
@@ -374,19 +435,23 @@ def format_number(value, digits: int = 2) -> str:
 
 
 def to_markdown(table: dict) -> str:
-    """The table as markdown, one row per model, with the paper's reported FID beside ours."""
-    head = ("| row | FID (train) | FID (held-out) | KID | precision | recall | memorisation | training kimg | "
-            "train s | frozen | reported FID |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-    decimals = dict(fid=2, fid_test=2, kid=1, precision=3, recall=3, memorisation=3, kimg=0, train_seconds=0)
+    """The table as markdown, one row per model (mean ± sd over seeds where a row has several), with the paper's
+    reported FID beside ours."""
+    head = ("| row | FID (train) | FID (held-out) | KID | precision | recall | memorisation | runs | training kimg | "
+            "train s | frozen | reported FID |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    decimals = dict(fid=2, fid_test=2, kid=1, precision=3, recall=3, memorisation=3)
     lines = []
     for r in table["rows"]:
         frozen = r.get("frozen_fraction")
-        cells = [r["row"], *(format_number(r.get(k), d) for k, d in decimals.items()),
+        cells = [r["row"], *(mean_sd(r, k, d) for k, d in decimals.items()), str(len(r.get("seeds") or [1])),
+                 format_number(r.get("kimg"), 0), format_number(r.get("train_seconds"), 0),
                  "–" if frozen is None else f"{100 * frozen:.1f}%", format_number(r.get("reported_fid"))]
         lines.append("| " + " | ".join(cells) + " |")
     sources = [f"{r['row']}: {r['reported_source']}" for r in table["rows"] if r.get("reported_fid") is not None]
-    note = (f"\n{table['dataset']} at {table['scale']} scale; {table['eval_num']} samples per model (seeds 0..), "
-            f"features: {table['feature_net']}.")
+    note = (f"\n{table['dataset']} at {table['scale']} scale; {table['eval_num']} samples per model and run (seeds 0..; "
+            f"the teacher's NFE-35 row: one disjoint range of seeds per run), features: {table['feature_net']}. "
+            f"'runs': training seeds (or seed ranges) behind a row, shown as mean ± sample sd; 'train s': training "
+            f"wall time per run, evaluations excluded.")
     if table["scale"] == "paper":
         note += (" Trained rows: the final EMA generator and the snapshot (every 250 kimg) of lowest FID, which is how"
                  " the authors chose their released checkpoints; the reported FIDs stand beside the best snapshot.")

@@ -27,7 +27,8 @@ from paperlib.checkpoints import generator_from_teacher, load_network, save_netw
 from paperlib.data import DatasetError, InMemoryDataset, open_dataset
 from paperlib.diffusion import edm_loss, edm_sampler
 from paperlib.discriminators import build_discriminator
-from paperlib.freezing import apply_freezing
+from paperlib.freezing import FREEZE_POLICIES, apply_freezing
+from paperlib.instance_bank import bank_indices, load_or_build_bank
 from paperlib.io import atomic_write_bytes, resolve_device
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_loss
 from paperlib.precond import build_network
@@ -64,6 +65,7 @@ class TrainConfig:
     precond: str = "EDMPrecond"                # edm: preconditioner of the network trained from scratch
     arch: dict = field(default_factory=dict)   # edm: backbone kwargs (model_type, model_channels, ...)
     freeze_level: int = 0                      # GDD-I: 1 (paper), 0 = GDD
+    freeze_policy: str = ""                    # or a named policy of paperlib.freezing.FREEZE_POLICIES (ablation)
     discriminator: str = "small"               # small | projected
     discriminator_kwargs: dict = field(default_factory=dict)
     bn_group: int = 0                          # projected D: BatchNorm over groups of this many images (the
@@ -83,6 +85,9 @@ class TrainConfig:
     r1_interval: int = 16
     instance_steps: int = 18                   # instance: teacher Heun steps per target (NFE 2N-1)
     instance_loss: str = "l2"                  # l2 | pseudo_huber
+    instance_bank: int = 0                     # instance: >0 = a fixed bank of this many (noise, teacher image)
+                                               # pairs, solved once per teacher and cached beside run_dir;
+                                               # 0 = one teacher solve per training step
     P_mean: float = -1.2
     P_std: float = 1.2
     sigma_data: float = 0.5
@@ -143,7 +148,7 @@ class TrainConfig:
 
         for name in ("batch", "r1_interval", "keep_states", "instance_steps", "max_nonfinite_steps"):
             number(name, 1, integer=True)
-        for name in ("seed", "freeze_level", "bn_group", "num_workers"):
+        for name in ("seed", "freeze_level", "bn_group", "num_workers", "instance_bank"):
             number(name, 0, integer=True)
         for name in ("lr", "d_lr", "total_kimg", "snapshot_kimg", "log_kimg", "ema_kimg", "sigma_data"):
             number(name, 0, strict=True)
@@ -160,7 +165,7 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         choices = dict(discriminator=("small", "projected"), gan_loss=("ns", "hinge"),
-                       instance_loss=("l2", "pseudo_huber"))
+                       instance_loss=("l2", "pseudo_huber"), freeze_policy=("", *FREEZE_POLICIES))
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
@@ -338,10 +343,11 @@ class EDMObjective(Objective):
 
 
 def build_student(cfg: TrainConfig, device) -> tuple[torch.nn.Module, dict]:
-    """The one-step generator initialised from the teacher, frozen at ``cfg.freeze_level``: (net, freezing info)."""
+    """The one-step generator initialised from the teacher, frozen at ``cfg.freeze_policy`` or else
+    ``cfg.freeze_level``: (net, freezing info)."""
     net = generator_from_teacher(cfg.teacher).to(device).train().requires_grad_(True)
     net.use_fp16 = net.bf16_on_cpu = cfg.bf16  # bf16 on GPU, and on CPU only when asked for explicitly
-    return net, apply_freezing(net, cfg.freeze_level)
+    return net, apply_freezing(net, cfg.freeze_policy or cfg.freeze_level)
 
 
 class GDDObjective(Objective):
@@ -405,18 +411,30 @@ class GDDObjective(Objective):
 
 
 class InstanceObjective(Objective):
-    """Instance-level distillation baseline: the one-step student regresses onto the teacher's Heun solution."""
+    """Instance-level distillation baseline: the one-step student regresses onto the teacher's Heun solution, solved
+    at every step for fresh noise, or (``instance_bank`` > 0) drawn from a fixed bank of solved pairs, as instance
+    distillation is usually run (see :func:`paperlib.instance_bank.load_or_build_bank`)."""
 
     def __init__(self, cfg, dist_info, dataset, device):
         super().__init__(cfg, dist_info)
         self.net, self.info["freezing"] = build_student(cfg, device)
         self.teacher = load_network(cfg.teacher).to(device).eval()
         self.optimizers["G"] = GradientStep(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
+        self.bank = None
+        if cfg.instance_bank:
+            self.bank = load_or_build_bank(self.teacher, cfg.teacher, cfg.instance_bank, cfg.instance_steps,
+                                           Path(cfg.run_dir).parent, device)
+            self.info["instance_bank"] = dict(size=cfg.instance_bank, file=str(self.bank["path"]))
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):
-        z = noise([self.cfg.batch, self.net.img_channels, self.net.img_resolution, self.net.img_resolution])
-        with torch.no_grad():
-            target = edm_sampler(self.teacher, z, labels, num_steps=self.cfg.instance_steps).float()
+        if self.bank is not None:
+            idx = bank_indices(batch_idx, self.cfg.batch, len(self.bank["noise"]), self.cfg.seed, self.dist)
+            z, target = self.bank["noise"][idx], self.bank["target"][idx]
+            labels = self.bank["labels"][idx] if self.net.label_dim else labels
+        else:
+            z = noise([self.cfg.batch, self.net.img_channels, self.net.img_resolution, self.net.img_resolution])
+            with torch.no_grad():
+                target = edm_sampler(self.teacher, z, labels, num_steps=self.cfg.instance_steps).float()
         loss = instance_loss(self.net.generate(z, labels), target, self.cfg.instance_loss)
         self.optimizers["G"].step(loss)
         return dict(loss=loss.detach())

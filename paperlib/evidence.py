@@ -1,0 +1,121 @@
+"""The mini-scale evidence beyond the main tables: the learning-rate sweeps that choose the presets' rates, and the
+freeze ablation (FID against the frozen fraction of the generator). Both train many runs at once
+(:mod:`paperlib.pool`) and write JSON under ``results/``; ``paperlib.report`` turns them into tables and figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from paperlib.freezing import FREEZE_POLICIES
+from paperlib.io import atomic_write_bytes, save_figure
+from paperlib.pool import Job, default_workers, run_jobs
+from paperlib.presets import MINI_SWEEP_LRS, PRESETS
+from paperlib.stats import aggregate_runs
+
+MINI_DATASETS = ("digits", "digits-cond")
+SWEEP_SEED = 0  # the sweeps train seed 0; the tables' rows seeds 1, 2, 3, so no reported run chose its own rate
+ABLATION_SEEDS = (1, 2, 3)
+
+
+def sweep_path(results: str | Path, preset: str) -> Path:
+    return Path(results) / "mini" / f"sweep-{preset}.json"
+
+
+def chosen_lr(results: str | Path, preset: str) -> float:
+    """The rate of lowest training-split FID in ``preset``'s sweep (never the held-out FID, which would leak it)."""
+    path = sweep_path(results, preset)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no sweep of {preset}; run ./run_all.sh mini-sweep first")
+    runs = json.loads(path.read_text())
+    return min(runs, key=lambda r: r["fid"])["lr"]
+
+
+def sweep_jobs(datasets=MINI_DATASETS, methods=("gdd", "gddi"), lrs: dict | None = None, runs: str = "runs",
+               device: str = "auto", kimg: float = 0.0, eval_num: int = 10000) -> list[Job]:
+    """The sweep's runs: each (dataset, method) preset at each of its rates, seed 0, in runs/mini/sweep/."""
+    jobs = []
+    for dataset in datasets:
+        for method in methods:
+            preset = f"{dataset}-{method}"
+            for lr in (lrs or MINI_SWEEP_LRS)[method]:
+                overrides = dict(lr=lr, seed=SWEEP_SEED, device=device, **({"total_kimg": kimg} if kimg else {}))
+                jobs.append(Job(f"sweep {preset} lr {lr:g}", preset, f"{runs}/mini/sweep/{preset}-lr{lr:g}",
+                                overrides, eval_num=eval_num))
+    return jobs
+
+
+def mini_sweep(datasets=MINI_DATASETS, methods=("gdd", "gddi"), lrs: dict | None = None, runs: str = "runs",
+               results: str = "results", device: str = "auto", workers: int = 0, kimg: float = 0.0,
+               eval_num: int = 10000) -> dict[str, float]:
+    """Train every (dataset, method) preset at each of its sweep rates (``MINI_SWEEP_LRS``; seed 0, the preset's
+    budget or ``kimg``) in one pool, write ``results/mini/sweep-<preset>.json`` (one result per rate) and return
+    the chosen rate of each preset."""
+    jobs = sweep_jobs(datasets, methods, lrs, runs, device, kimg, eval_num)
+    done = run_jobs(jobs, workers=workers or default_workers(device))
+    chosen = {}
+    for preset in dict.fromkeys(job.preset for job in jobs):
+        mine = sorted((r for job, r in zip(jobs, done) if job.preset == preset), key=lambda r: r["lr"])
+        atomic_write_bytes(sweep_path(results, preset), json.dumps(mine, indent=2).encode())
+        chosen[preset] = chosen_lr(results, preset)
+    return chosen
+
+
+def ablation_jobs(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "runs", device: str = "auto",
+                  kimg: float = 0.0, eval_num: int = 10000) -> list[Job]:
+    """The ablation's runs: GDD-I's preset at every freezing policy and seed. The 'gddi' policy is the main table's
+    GDD-I row and reuses its runs (freeze_level 1 is that policy; same config, same folders)."""
+    jobs = []
+    for policy in FREEZE_POLICIES:
+        for seed in seeds:
+            overrides = dict(seed=seed, device=device, **({"total_kimg": kimg} if kimg else {}))
+            if policy == "gddi":
+                run_dir = f"{runs}/mini/{dataset}/{dataset}-gddi/seed{seed}"
+            else:
+                overrides.update(freeze_level=0, freeze_policy=policy)
+                run_dir = f"{runs}/mini/ablation/{dataset}-freeze-{policy}/seed{seed}"
+            jobs.append(Job(f"ablation {dataset} freeze {policy} seed {seed}", f"{dataset}-gddi", run_dir, overrides,
+                            eval_num=eval_num))
+    return jobs
+
+
+def freeze_ablation(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "runs", results: str = "results",
+                    figures: str = "figures", device: str = "auto", workers: int = 0, kimg: float = 0.0,
+                    eval_num: int = 10000) -> dict:
+    """GDD-I's freezing at every policy of ``FREEZE_POLICIES`` (nothing frozen ... everything but normalisation and
+    embeddings), ``seeds`` each, all at GDD-I's preset rate and budget: a fixed rate, so that only the freezing
+    differs. The 'gddi' policy is the main table's GDD-I row and reuses its runs (same config, same folders).
+    Writes ``results/<dataset>/mini/freeze_ablation.json`` and the figure; returns the JSON's dict."""
+    preset = f"{dataset}-gddi"
+    lr = PRESETS[preset]["lr"]
+    jobs = ablation_jobs(dataset, seeds, runs, device, kimg, eval_num)
+    done = run_jobs(jobs, workers=workers or default_workers(device))
+    levels = []
+    for policy in FREEZE_POLICIES:
+        mine = [r for job, r in zip(jobs, done) if job.label.startswith(f"ablation {dataset} freeze {policy} seed")]
+        levels.append(dict(policy=policy, **aggregate_runs(mine, list(seeds))))
+    out = dict(dataset=dataset, scale="mini", preset=preset, lr=lr, num=eval_num, seeds=list(seeds), levels=levels)
+    atomic_write_bytes(Path(results) / dataset / "mini" / "freeze_ablation.json", json.dumps(out, indent=2).encode())
+    plot_freeze_ablation(out, Path(figures) / f"freeze_ablation_{dataset}_mini.png")
+    return out
+
+
+def plot_freeze_ablation(ablation: dict, path: str | Path) -> Path:
+    """FID (training and held-out split) against the frozen fraction, mean ± sd over seeds, one point per policy."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    x = [100 * level["frozen_fraction"] for level in ablation["levels"]]
+    for key, label, color in (("fid", "FID (train)", "tab:blue"), ("fid_test", "FID (held-out)", "tab:orange")):
+        ax.errorbar(x, [lv[key] for lv in ablation["levels"]], yerr=[lv.get(f"{key}_sd") or 0 for lv in ablation["levels"]],
+                    marker="o", capsize=3, color=color, label=label)
+    for xi, level in zip(x, ablation["levels"]):
+        ax.annotate(level["policy"], (xi, level["fid"]), textcoords="offset points", xytext=(4, -12), fontsize=7)
+    ax.set_xlabel("generator parameters frozen (%)")
+    ax.set_ylabel("FID (digits feature space)")
+    ax.set_title(f"Freeze ablation, {ablation['dataset']} mini: {len(ablation['seeds'])} seeds per point "
+                 f"(mean ± sd), {ablation['num']} samples, lr {ablation['lr']:g}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

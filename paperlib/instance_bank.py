@@ -1,0 +1,83 @@
+"""The instance-distillation baseline's fixed bank of (noise, teacher image) pairs.
+
+Instance distillation is usually run on a dataset of teacher solutions made once (as in knowledge distillation
+of diffusion models), not with a fresh multi-step solve per training step: the bank costs ``size`` solves per
+teacher instead of one per training image, and is shared by every seed and run of that teacher. It is cached
+beside the runs as ``instance-bank-<teacher sha256[:12]>-nfe<NFE>-<size>.pt``, so a changed teacher file, step
+count or size makes a new bank and never reuses a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import torch
+
+from paperlib.diffusion import edm_sampler
+from paperlib.io import atomic_write_bytes
+
+BANK_SEED = 2_000_000_000  # the bank's noise seeds: apart from the evaluation seeds (0.. and 10,000,000..)
+SOLVE_BATCH = 256
+
+
+def _file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bank_path(teacher_path: str | Path, size: int, num_steps: int, folder: str | Path) -> Path:
+    """Where the bank of this teacher file, Heun step count and size is cached."""
+    return Path(folder) / f"instance-bank-{_file_sha256(teacher_path)[:12]}-nfe{2 * num_steps - 1}-{size}.pt"
+
+
+@torch.no_grad()
+def build_bank(teacher: torch.nn.Module, size: int, num_steps: int, device) -> dict[str, torch.Tensor]:
+    """Solve the teacher (Heun, ``num_steps`` steps, NFE 2N - 1) for ``size`` noises drawn from :data:`BANK_SEED`.
+    Conditional teachers get balanced classes (pair i has class i mod label_dim). Returns float32 tensors on the CPU:
+    noise and target [size, C, R, R], labels [size, label_dim] one-hot ([size, 0] when unconditional)."""
+    shape = (size, teacher.img_channels, teacher.img_resolution, teacher.img_resolution)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(BANK_SEED))
+    labels = torch.zeros(size, teacher.label_dim)
+    if teacher.label_dim:
+        labels[torch.arange(size), torch.arange(size) % teacher.label_dim] = 1
+    targets = []
+    for start in range(0, size, SOLVE_BATCH):
+        z = noise[start:start + SOLVE_BATCH].to(device)
+        c = labels[start:start + SOLVE_BATCH].to(device) if teacher.label_dim else None
+        targets.append(edm_sampler(teacher, z, c, num_steps=num_steps).float().cpu())
+    return dict(noise=noise, target=torch.cat(targets), labels=labels)
+
+
+def load_or_build_bank(teacher: torch.nn.Module, teacher_path: str | Path, size: int, num_steps: int,
+                       folder: str | Path, device) -> dict:
+    """The cached bank (see :func:`bank_path`), built and written atomically when missing; tensors on ``device``
+    and its ``path``."""
+    path = bank_path(teacher_path, size, num_steps, folder)
+    if path.exists():
+        bank = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        bank = build_bank(teacher, size, num_steps, device)
+        buf = io.BytesIO()
+        torch.save(bank, buf)
+        atomic_write_bytes(path, buf.getvalue())
+    return dict({k: v.to(device) for k, v in bank.items()}, path=path)
+
+
+def bank_indices(batch_idx: int, batch: int, size: int, seed: int, dist_info) -> torch.Tensor:
+    """The bank entries of global batch ``batch_idx`` for this rank: consecutive slices of per-epoch permutations
+    (seeded by the run's seed and the epoch), so each epoch visits every pair once and a resumed run continues the
+    same order."""
+    local = batch // dist_info.world
+    first = batch_idx * batch + dist_info.rank * local
+    positions = torch.arange(first, first + local)
+    out = torch.empty(local, dtype=torch.long)
+    for epoch in positions.div(size, rounding_mode="floor").unique().tolist():
+        perm = torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        mask = positions.div(size, rounding_mode="floor") == epoch
+        out[mask] = perm[positions[mask] % size]
+    return out
