@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Reproduce the results at one scale: ./run_all.sh [smoke|mini|paper] [name=value ...]
+# Reproduce the results at one scale: ./run_all.sh [smoke|mini|mini-cond|mini-sweep|mini-ablation|paper] [name=value ...]
 #
-# Idempotent set-up first (a cached virtual environment keyed on pyproject.toml); then every notebook runs through
-# papermill (kernel python3) with the chosen scale: the FID table of each dataset (training or resuming every row),
-# the training curves, the layer-activation analysis and the final tables, which also refresh README.md at mini
-# scale. Executed notebooks are kept under results/notebooks/; at mini scale figures go to figures/ and numbers to
-# results/ (both committed); smoke writes them under runs/smoke/ instead.
+# Idempotent set-up first (a cached virtual environment keyed on pyproject.toml); then the notebooks run through
+# papermill (kernel python3) with the chosen scale: the FID table (training or resuming every row, 3 seeds per
+# trained row at mini scale, several runs at once: one per CPU core), the training curves, the layer-activation
+# analysis and the final tables, which also refresh README.md at mini scale. Executed notebooks are kept under
+# results/notebooks/; at mini scale figures go to figures/ and numbers to results/ (both committed); smoke writes
+# them under runs/smoke/ instead.
+#   mini           the unconditional digits table (the README's main results), its curves, the layer study, tables
+#   mini-cond      the class-conditional digits table, then the tables again
+#   mini-sweep     the learning-rate sweeps that chose the mini presets' rates (results/mini/sweep-*.json)
+#   mini-ablation  the freeze ablation: FID against the generator's frozen fraction, 3 seeds per level
 # Extra name=value arguments become notebook parameters (read as YAML values), e.g. at paper scale:
 #   ./run_all.sh paper dataset=cifar10 teacher=edm-cifar10-32x32-uncond-ve.pkl data=cifar10-32x32.zip \
 #       feature_weights=inception-2015-12-05.pt ref=fid-refs/cifar10-32x32.npz gpus=8
@@ -14,8 +19,8 @@ cd "$(dirname "$0")"
 scale="${1:-mini}"
 shift || true
 case "$scale" in
-  smoke|mini|paper) ;;
-  *) echo "usage: ./run_all.sh [smoke|mini|paper] [name=value ...]" >&2; exit 2 ;;
+  smoke|mini|mini-cond|mini-sweep|mini-ablation|paper) ;;
+  *) echo "usage: ./run_all.sh [smoke|mini|mini-cond|mini-sweep|mini-ablation|paper] [name=value ...]" >&2; exit 2 ;;
 esac
 params=()
 for arg in "$@"; do  # name=value -> a YAML parameter, so lists and dicts work: methods='[gdd, gddi]'
@@ -33,30 +38,29 @@ notebook() {  # notebook NAME OUTPUT-TAG [papermill options...]
     --no-progress-bar "$@"
 }
 start=$(date +%s)
-if [[ "$scale" == paper ]]; then
-  notebook fid_table "paper" -p scale paper "${params[@]}"
-  notebook tables "paper" -y "{scales: [paper]}" -p readme ""
-else
-  out=()  # smoke results stay out of the committed results/ and figures/
-  [[ "$scale" == smoke ]] && out=(-p results_dir runs/smoke/results -p figures_dir runs/smoke/figures)
-  # The two tables run side by side, one thread each: on 2 cores that is about 1.3x faster than one after the
-  # other with two threads each (small 8x8 networks scale poorly across threads). Logs: results/notebooks/*.log.
-  pids=()
-  for dataset in digits digits-cond; do
-    OMP_NUM_THREADS=1 notebook fid_table "$dataset-$scale" -p scale "$scale" -p dataset "$dataset" "${out[@]}" \
-      "${params[@]}" > "results/notebooks/fid_table-$dataset-$scale.log" 2>&1 &
-    pids+=($!)
-  done
-  failed=0
-  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
-  for dataset in digits digits-cond; do
-    echo "== fid_table ($dataset-$scale): results/notebooks/fid_table-$dataset-$scale.log"
-    grep -v -e "WARNING" -e "Executing" "results/notebooks/fid_table-$dataset-$scale.log" | tail -n 20
-  done
-  (( failed == 0 )) || { echo "run_all.sh: a table notebook failed; see the logs above" >&2; exit 1; }
-  notebook training_curves "$scale" -p scale "$scale" "${out[@]}"
-  notebook layer_activation "$scale" -p scale "$scale" "${out[@]}"
-  # Only the mini tables go into the README.
-  notebook tables "$scale" -y "{scales: [$scale]}" -p readme "$([[ "$scale" == mini ]] && echo README.md)" "${out[@]}"
-fi
+case "$scale" in
+  paper)
+    notebook fid_table "paper" -p scale paper "${params[@]}"
+    notebook tables "paper" -y "{scales: [paper]}" -p readme "" ;;
+  mini-sweep)  # 16 kimg per run (a third of the table's budget), seed 0, chosen on the training-split FID
+    python -m paperlib sweep --datasets digits --kimg 16 ;;
+  mini-ablation)
+    python -m paperlib ablation --dataset digits
+    notebook tables "mini" -y "{scales: [mini]}" -p readme README.md ;;
+  mini-cond)
+    notebook fid_table "digits-cond-mini" -p scale mini -p dataset digits-cond "${params[@]}"
+    notebook tables "mini" -y "{scales: [mini]}" -p readme README.md ;;
+  smoke|mini)
+    out=()  # smoke results stay out of the committed results/ and figures/
+    [[ "$scale" == smoke ]] && out=(-p results_dir runs/smoke/results -p figures_dir runs/smoke/figures)
+    datasets=(digits)
+    [[ "$scale" == smoke ]] && datasets=(digits digits-cond)
+    for dataset in "${datasets[@]}"; do
+      notebook fid_table "$dataset-$scale" -p scale "$scale" -p dataset "$dataset" "${out[@]}" "${params[@]}"
+    done
+    notebook training_curves "$scale" -p scale "$scale" "${out[@]}"
+    notebook layer_activation "$scale" -p scale "$scale" "${out[@]}"
+    # Only the mini tables go into the README.
+    notebook tables "$scale" -y "{scales: [$scale]}" -p readme "$([[ "$scale" == mini ]] && echo README.md)" "${out[@]}" ;;
+esac
 echo "run_all.sh $scale finished in $(( $(date +%s) - start )) s"

@@ -180,13 +180,17 @@ def cmd_evidence(args: argparse.Namespace) -> None:
     stages = args.stages.split(",")
     unknown = sorted(set(stages) - {"main", "sweep", "ablation"})
     if unknown:
-        raise SystemExit(f"error: --stages: unknown {unknown}; expected some of main, sweep, ablation")
+        raise ValueError(f"--stages: unknown {unknown}; expected some of main, sweep, ablation")
     common = dict(device=args.device, kimg=args.kimg)
+    datasets = args.datasets.split(",")
+    if sorted(set(datasets) - set(MINI_DATASETS)):
+        raise ValueError(f"--datasets: expected some of {', '.join(MINI_DATASETS)}, got {args.datasets}")
     requests = [TableRequest(dataset=d, scale="mini", runs=args.runs, results=args.results, figures=args.figures,
-                             workers=args.workers, fid_num=args.eval_num, **common) for d in MINI_DATASETS]
+                             workers=args.workers, fid_num=args.eval_num, **common) for d in datasets]
     by_stage = dict(main=[job for r in requests for job in mini_jobs(r)],
-                    sweep=sweep_jobs(runs=args.runs, eval_num=args.eval_num, **common),
-                    ablation=ablation_jobs(runs=args.runs, eval_num=args.eval_num, **common))
+                    sweep=sweep_jobs(datasets, runs=args.runs, eval_num=args.eval_num, **common),
+                    ablation=[job for d in datasets for job in ablation_jobs(d, runs=args.runs, eval_num=args.eval_num,
+                                                                             **common)])
     jobs = list({job.run_dir: job for stage in stages for job in by_stage[stage]}.values())
     deadline = time.time() + 60 * args.minutes if args.minutes else None
     done = dict(zip((job.run_dir for job in jobs),
@@ -199,10 +203,12 @@ def cmd_evidence(args: argparse.Namespace) -> None:
             for request in requests:
                 build_table(request)
         elif stage == "sweep":
-            mini_sweep(runs=args.runs, results=args.results, workers=args.workers, eval_num=args.eval_num, **common)
+            mini_sweep(datasets, runs=args.runs, results=args.results, workers=args.workers, eval_num=args.eval_num,
+                       **common)
         else:
-            freeze_ablation(runs=args.runs, results=args.results, figures=args.figures, workers=args.workers,
-                            eval_num=args.eval_num, **common)
+            for dataset in datasets:
+                freeze_ablation(dataset, runs=args.runs, results=args.results, figures=args.figures,
+                                workers=args.workers, eval_num=args.eval_num, **common)
         print(f"stage {stage}: written under {args.results}/", flush=True)
 
 
@@ -312,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evidence", help="mini scale: train every run of the main tables, the sweeps and the freeze "
                        "ablation in one pool, then write each finished stage's results")
     p.add_argument("--stages", default="main", help="comma-separated: main, sweep, ablation (in priority order)")
+    p.add_argument("--datasets", default="digits", help="comma-separated: digits, digits-cond")
     p.add_argument("--figures", default="figures")
     p.add_argument("--minutes", type=float, default=0.0, help="start no new run after this long (0: no limit)")
     pool_options(p)

@@ -29,32 +29,57 @@ def load_curve(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     return curve
 
 
+def mean_curve(run_dirs: list[str | os.PathLike]) -> dict[str, list[float]]:
+    """The mean over seeds of the curves of ``run_dirs`` (recorded at the same kimg), with ``<key>_sd`` lists
+    (sample sd; absent for one run) and ``runs`` (how many curves)."""
+    curves = [load_curve(d) for d in run_dirs]
+    length = min(len(c["kimg"]) for c in curves)
+    out: dict = {"kimg": curves[0]["kimg"][:length], "runs": len(curves)}
+    for key in EVAL_KEYS:
+        values = np.array([c[key][:length] for c in curves], dtype=float)
+        out[key] = values.mean(axis=0).tolist()
+        if len(curves) > 1:
+            out[f"{key}_sd"] = values.std(axis=0, ddof=1).tolist()
+    return out
+
+
 def curves_of_table(table: dict) -> dict[str, dict]:
-    """The training curve of every trained row of an FID table (``paperlib.tables``), keyed by row name."""
-    return {row["row"]: load_curve(row["run_dir"]) for row in table["rows"] if row.get("run_dir")}
+    """The training curve of every trained row of an FID table (``paperlib.tables``), keyed by row name: the mean
+    over the row's seeds (``run_dirs``) where it has several."""
+    return {row["row"]: mean_curve(row.get("run_dirs") or [row["run_dir"]]) for row in table["rows"]
+            if row.get("run_dir")}
 
 
-def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title: str, key: str = "fid",
+def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title: str,
                          floor: float | None = None, teacher: float | None = None) -> Path:
-    """FID (or another ``key``) against training images, log x, one line per run; optional horizontal lines for
-    the real-data floor and the teacher's best multi-step FID."""
+    """FID against the training split (solid) and the held-out split (dashed) against training images, one colour
+    per row (mean over its seeds, the band ± sd); optional horizontal lines for the real-data floor and the teacher's
+    35-NFE FID (training split)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, curve in curves.items():
-        if curve["kimg"]:
-            ax.plot(curve["kimg"], curve[key], marker="o", ms=3, label=label)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (label, curve), color in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        if not curve["kimg"]:
+            continue
+        for key, style in (("fid", "-"), ("fid_test", "--")):
+            ax.plot(curve["kimg"], curve[key], style, marker="o", ms=3, color=color,
+                    label=f"{label}, {'training split' if key == 'fid' else 'held-out split'}")
+            if curve.get(f"{key}_sd"):
+                mean, sd = np.array(curve[key]), np.array(curve[f"{key}_sd"])
+                ax.fill_between(curve["kimg"], mean - sd, mean + sd, color=color, alpha=0.12)
     if teacher is not None:
-        ax.axhline(teacher, color="k", ls="--", lw=1, label="teacher, Heun NFE 35")
+        ax.axhline(teacher, color="k", ls=":", lw=1, label="teacher, Heun NFE 35 (training split)")
     if floor is not None:
-        ax.axhline(floor, color="grey", ls=":", lw=1, label="real data (held-out split)")
+        ax.axhline(floor, color="grey", ls="-.", lw=1, label="real data: held-out digits vs training split")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_xlabel("training images (kimg)")
-    ax.set_ylabel(key.replace("_", " ").upper() if key.startswith("fid") else key)
+    ax.set_ylabel("FID (digits feature space)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper right")
     return save_figure(fig, path)
 
 

@@ -9,6 +9,7 @@ count or size makes a new bank and never reuses a stale one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 from pathlib import Path
@@ -22,7 +23,8 @@ BANK_SEED = 2_000_000_000  # the bank's noise seeds: apart from the evaluation s
 SOLVE_BATCH = 256
 
 
-def _file_sha256(path: str | Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (names caches after the exact teacher file they were made from)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -32,7 +34,7 @@ def _file_sha256(path: str | Path) -> str:
 
 def bank_path(teacher_path: str | Path, size: int, num_steps: int, folder: str | Path) -> Path:
     """Where the bank of this teacher file, Heun step count and size is cached."""
-    return Path(folder) / f"instance-bank-{_file_sha256(teacher_path)[:12]}-nfe{2 * num_steps - 1}-{size}.pt"
+    return Path(folder) / f"instance-bank-{file_sha256(teacher_path)[:12]}-nfe{2 * num_steps - 1}-{size}.pt"
 
 
 @torch.no_grad()
@@ -58,13 +60,16 @@ def load_or_build_bank(teacher: torch.nn.Module, teacher_path: str | Path, size:
     """The cached bank (see :func:`bank_path`), built and written atomically when missing; tensors on ``device``
     and its ``path``."""
     path = bank_path(teacher_path, size, num_steps, folder)
-    if path.exists():
-        bank = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        bank = build_bank(teacher, size, num_steps, device)
-        buf = io.BytesIO()
-        torch.save(bank, buf)
-        atomic_write_bytes(path, buf.getvalue())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as lock:  # runs started together (seeds in a pool) build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            bank = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            bank = build_bank(teacher, size, num_steps, device)
+            buf = io.BytesIO()
+            torch.save(bank, buf)
+            atomic_write_bytes(path, buf.getvalue())
     return dict({k: v.to(device) for k, v in bank.items()}, path=path)
 
 

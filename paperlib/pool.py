@@ -82,21 +82,26 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
             report(i)
         return results
     context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                     initargs=(threads,)) as pool:
-        pending = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
-        try:
-            for future in futures.as_completed(pending):
-                i = pending[future]
-                if future.cancelled():
-                    continue
-                results[i] = future.result()
-                report(i)
-                if deadline is not None and time.time() > deadline:
-                    cancelled = sum(f.cancel() for f in pending)
-                    if cancelled:
-                        log(f"deadline reached: {cancelled} runs not started")
-        except BaseException:  # one failed run stops the rest: its error is the one to read
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    pending = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+    try:
+        for future in futures.as_completed(pending):
+            i = pending[future]
+            if future.cancelled():
+                continue
+            results[i] = future.result()
+            report(i)
+            if deadline is not None and time.time() > deadline:
+                cancelled = sum(f.cancel() for f in pending)
+                if cancelled:
+                    log(f"deadline reached: {cancelled} runs not started")
+    except BaseException:
+        # One failed run stops the others at once (their states stay on disk for a resume): its error is the one
+        # to read, and waiting for runs of many minutes would hide it. The executor has no public way to stop
+        # running workers before Python 3.14, hence its process table.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return results

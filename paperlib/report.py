@@ -9,10 +9,9 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-
 from paperlib.analysis import verdict
 from paperlib.io import atomic_write_bytes, save_figure
+from paperlib.stats import RULE, decide, mean_sd, welch_interval
 from paperlib.tables import format_number, to_markdown
 
 
@@ -33,74 +32,107 @@ def _row(table: dict, kind: str, nfe: int | None = None) -> dict | None:
     return None
 
 
+def _values(row: dict, key: str) -> list[float]:
+    """A row's per-seed values of ``key`` (one value for a row of one run)."""
+    return row.get(f"{key}_runs") or [row[key]]
+
+
+def _test(a: dict, b: dict | float, key: str, predicts: str, names: tuple[str, str]) -> dict:
+    """Welch's test of row ``a`` against row ``b`` (or a fixed value) on ``key``, with its verdict and its words."""
+    other = b if isinstance(b, (int, float)) else _values(b, key)
+    interval = welch_interval(_values(a, key), other)
+    verdict = decide(interval, predicts)
+    b_text = f"{b:g}" if isinstance(b, (int, float)) else mean_sd(b, key)
+    words = (f"{names[0]} {mean_sd(a, key)} vs {names[1]} {b_text}: difference {interval['diff']:+.2f}, 95% CI "
+             f"[{interval['low']:+.2f}, {interval['high']:+.2f}] (Welch, df {interval['df']:.1f})")
+    return dict(verdict=verdict, evidence=words, **interval)
+
+
+METRIC_NAMES = dict(fid="training-split FID", fid_test="held-out FID", memorisation="memorisation ratio")
+
+
 def claims(table: dict) -> list[dict]:
-    """What one table says about each of the paper's claims: dicts with ``claim``, ``holds`` (bool or None when
-    the table lacks the rows) and ``evidence`` (the numbers, in words). FID is the table's (training statistics)."""
-    teacher1, gdd, gddi, inst = (_row(table, "teacher", 1), _row(table, "gdd"), _row(table, "gddi"),
-                                 _row(table, "instance"))
-    teachers = sorted((r for r in table["rows"] if r.get("kind") == "teacher"), key=lambda r: r["nfe"])
-    best_teacher = teachers[-1] if teachers else None
+    """What one table says about each of the paper's claims, by the rule of :mod:`paperlib.stats` (Welch's 95%
+    interval over seeds): dicts with ``claim``, ``verdict`` (holds / does not hold / inconclusive; 'untested' when
+    the table lacks the rows), ``metric`` (what the verdict rests on) and ``tests`` (one per metric, the first
+    deciding). FID claims rest on the training-split FID, the paper's protocol; the held-out FID is tested beside
+    it, so a low training FID that comes from copying shows."""
+    teacher1, teacher35 = _row(table, "teacher", 1), _row(table, "teacher", 35)
+    gdd, gddi, inst = _row(table, "gdd"), _row(table, "gddi"), _row(table, "instance")
     out = []
 
-    def add(claim: str, holds, evidence: str) -> None:
-        out.append(dict(claim=claim, holds=holds, evidence=evidence))
+    def add(claim: str, a: dict | None, b, names: tuple[str, str], predicts: str = "negative",
+            keys: tuple[str, ...] = ("fid", "fid_test")) -> None:
+        if a is None or b is None:
+            out.append(dict(claim=claim, verdict="untested", metric=keys[0], tests=[]))
+            return
+        tests = [dict(metric=k, **_test(a, b, k, predicts, names)) for k in keys]
+        out.append(dict(claim=claim, verdict=tests[0]["verdict"], metric=keys[0], tests=tests))
 
-    if gdd and gddi and teacher1:
-        add("GAN fine-tuning alone turns the diffusion model into a one-step generator",
-            max(gdd["fid"], gddi["fid"]) < teacher1["fid"] / 2,
-            f"teacher at NFE 1: FID {teacher1['fid']:.2f}; after {gdd['kimg']:g} kimg of GAN fine-tuning at NFE 1: "
-            f"GDD {gdd['fid']:.2f}, GDD-I {gddi['fid']:.2f}")
-    if gddi and best_teacher:
-        matched = [r["nfe"] for r in teachers if r["fid"] >= gddi["fid"]]
-        level = f"better than the teacher at NFE {max(matched)}" if matched else "worse than the teacher at every NFE"
-        add("The one-step generator matches the teacher's multi-step quality",
-            gddi["fid"] <= best_teacher["fid"],
-            f"GDD-I FID {gddi['fid']:.2f} vs teacher at NFE {best_teacher['nfe']} {best_teacher['fid']:.2f}: {level}")
-    if gdd and gddi:
-        add("Freezing most block convolutions (GDD-I) works at least as well as training them (GDD)",
-            gddi["fid"] <= gdd["fid"],
-            f"GDD-I FID {gddi['fid']:.2f} ({100 * gddi['frozen_fraction']:.1f}% frozen) vs GDD {gdd['fid']:.2f}, "
-            f"same budget; training time {gddi['train_seconds']:.0f} s vs {gdd['train_seconds']:.0f} s")
-    if gddi and inst:
-        add("Distribution-level (GAN) distillation beats instance-level distillation at the same image budget",
-            gddi["fid"] < inst["fid"],
-            f"GDD-I FID {gddi['fid']:.2f} vs instance distillation {inst['fid']:.2f} at {inst['kimg']:g} kimg; "
-            f"training took {gddi['train_seconds']:.0f} s vs {inst['train_seconds']:.0f} s (each instance target is a "
-            f"multi-step teacher solve)")
-    if gddi and gddi.get("memorisation") is not None:
-        add("The one-step generator does not copy its training images",
-            gddi["memorisation"] > 0.8,
-            f"memorisation ratio of GDD-I {gddi['memorisation']:.3f} (1 = as far from the training set as held-out "
-            f"digits, 0 = copies)")
+    add("GAN fine-tuning alone turns the diffusion model into a one-step generator (GDD-I at NFE 1 below the "
+        "teacher at NFE 1)", gddi, teacher1["fid"] if teacher1 else None, ("GDD-I", "teacher NFE 1"), keys=("fid",))
+    for label, row in (("GDD-I", gddi), ("GDD", gdd)):
+        add(f"{label} in one step is at or below the teacher's 35-NFE FID", row, teacher35, (label, "teacher NFE 35"))
+    add("Freezing most block convolutions (GDD-I) is at least as good as training them all (GDD)", gddi, gdd,
+        ("GDD-I", "GDD"))
+    add("GAN distillation beats instance distillation at the same image budget", gddi, inst,
+        ("GDD-I", "instance"))
+    for label, row in (("GDD-I", gddi), ("GDD", gdd)):
+        add(f"{label} does not copy its training images (memorisation ratio at least the teacher's)", row, teacher35,
+            (label, "teacher NFE 35"), predicts="positive", keys=("memorisation",))
     return out
 
 
 def claims_markdown(tables: list[dict]) -> str:
-    """A markdown list of the claims of every table, each marked holds / does not hold, with its evidence."""
-    lines = []
+    """A markdown list of every table's claims, each with its verdict, the metric it rests on and the numbers."""
+    lines = [f"Rule, fixed before the runs: {RULE}\n"]
     for table in tables:
-        lines.append(f"**{table['dataset']} ({table['scale']} scale, {table['eval_num']} samples)**\n")
+        runs = max(len(r.get("seeds") or [1]) for r in table["rows"])
+        lines.append(f"**{table['dataset']} ({table['scale']} scale, {table['eval_num']} samples per run, up to "
+                     f"{runs} runs per row)**\n")
         for c in claims(table):
-            verdict = {True: "holds", False: "does not hold", None: "untested"}[c["holds"]]
-            lines.append(f"- {c['claim']}: **{verdict}** ({c['evidence']}).")
+            if not c["tests"]:
+                lines.append(f"- {c['claim']}: **untested** (the table lacks the rows).")
+                continue
+            first, rest = c["tests"][0], c["tests"][1:]
+            text = f"- {c['claim']}: **{c['verdict']}** on the {METRIC_NAMES[first['metric']]} ({first['evidence']})"
+            for t in rest:
+                text += f"; on the {METRIC_NAMES[t['metric']]}: {t['verdict']} ({t['evidence']})"
+            lines.append(text + ".")
         lines.append("")
     return "\n".join(lines)
 
 
 def sweep_markdown(sweep_dir: str | os.PathLike = "results/mini") -> str:
-    """One markdown table per swept preset from ``sweep-*.json`` (``python -m paperlib sweep --out``): FID,
-    precision, recall and memorisation by generator learning rate."""
-    by_preset: dict[str, dict[float, dict]] = {}
-    for path in sorted(Path(sweep_dir).glob("sweep-*.json")):
-        for result in json.loads(path.read_text()):
-            by_preset.setdefault(result["preset"], {})[result["overrides"]["lr"]] = result
+    """One markdown table per swept preset from ``sweep-*.json`` (``python -m paperlib sweep``): FID, precision,
+    recall and memorisation by generator learning rate, the chosen rate (lowest training-split FID) marked."""
     parts = []
-    for preset, runs in sorted(by_preset.items()):
-        lines = [f"`{preset}`\n", "| lr | FID (train) | FID (held-out) | precision | recall | memorisation |",
+    for path in sorted(Path(sweep_dir).glob("sweep-*.json")):
+        runs = sorted(json.loads(path.read_text()), key=lambda r: r["lr"])
+        best = min(runs, key=lambda r: r["fid"])["lr"]
+        lines = [f"`{runs[0]['preset']}` ({runs[0]['kimg']:g} kimg, seed {runs[0]['seed']}, {runs[0]['num']} samples)\n",
+                 "| lr | FID (train) | FID (held-out) | precision | recall | memorisation |",
                  "|---:|---:|---:|---:|---:|---:|"]
-        for lr, r in sorted(runs.items()):
-            lines.append(f"| {lr:g} | {r['fid']:.2f} | {r['fid_test']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                         f"{r['memorisation']:.3f} |")
+        for r in runs:
+            mark = " (chosen)" if r["lr"] == best else ""
+            lines.append(f"| {r['lr']:g}{mark} | {r['fid']:.2f} | {r['fid_test']:.2f} | {r['precision']:.3f} | "
+                         f"{r['recall']:.3f} | {r['memorisation']:.3f} |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def ablation_markdown(results: str | os.PathLike = "results") -> str:
+    """The freeze ablation of every ``<dataset>/mini/freeze_ablation.json`` as a table: frozen fraction and
+    mean ± sd of each metric per policy."""
+    parts = []
+    for path in sorted(Path(results).glob("*/mini/freeze_ablation.json")):
+        ab = json.loads(path.read_text())
+        lines = [f"`{ab['preset']}` at lr {ab['lr']:g}, seeds {ab['seeds']}, {ab['num']} samples per run\n",
+                 "| frozen | policy | FID (train) | FID (held-out) | recall | memorisation |",
+                 "|---:|---|---:|---:|---:|---:|"]
+        for lv in ab["levels"]:
+            lines.append(f"| {100 * lv['frozen_fraction']:.1f}% | {lv['policy']} | {mean_sd(lv, 'fid')} | "
+                         f"{mean_sd(lv, 'fid_test')} | {mean_sd(lv, 'recall', 3)} | {mean_sd(lv, 'memorisation', 3)} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -113,34 +145,6 @@ def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, .
         if scale in scales:
             parts.append(f"**{dataset} ({scale} scale)**\n\n" + verdict(json.loads(path.read_text())["summary"]))
     return "\n\n".join(parts)
-
-
-def seeds_markdown(results: str | os.PathLike = "results", scale: str = "mini") -> str:
-    """Run-to-run spread: for each preset with extra-seed runs in ``<results>/<scale>/seeds/*.json`` (from
-    ``python -m paperlib sweep ... --seed N``), the FIDs of every seed beside the table's own run (seed 0), with
-    mean and sample standard deviation."""
-    runs: dict[str, dict[str, dict]] = {}
-    for path in sorted(Path(results, scale, "seeds").glob("*.json")):
-        for r in json.loads(path.read_text()):
-            runs.setdefault(r["preset"], {})[f"seed {r['overrides'].get('seed', 0)}"] = r
-    for table in gather_tables(results, (scale,)):
-        for row in table["rows"]:
-            preset = Path(row.get("run_dir", "")).name
-            if preset in runs:
-                runs[preset]["seed 0 (table)"] = row
-    if not runs:
-        return ""
-    lines = ["| preset | lr | runs | FID (train) per run | mean ± sd | FID (held-out) per run | mean ± sd |",
-             "|---|---:|---:|---|---:|---|---:|"]
-    for preset, by_seed in sorted(runs.items()):
-        rows = [by_seed[k] for k in sorted(by_seed)]
-        lr = rows[0].get("lr") or rows[0].get("overrides", {}).get("lr")
-        cols = []
-        for key in ("fid", "fid_test"):
-            values = np.array([r[key] for r in rows])
-            cols += [", ".join(f"{v:.2f}" for v in values), f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"]
-        lines.append(f"| `{preset}` | {lr:g} | {len(rows)} | {cols[0]} | {cols[1]} | {cols[2]} | {cols[3]} |")
-    return "\n".join(lines)
 
 
 def save_table_png(table: dict, path: str | os.PathLike) -> Path:
@@ -203,9 +207,9 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
             sections["sweep"] = sweeps
         if layers:
             sections["layers"] = layers
-        seeds = seeds_markdown(results)
-        if seeds:
-            sections["seeds"] = seeds
+        ablation = ablation_markdown(results)
+        if ablation:
+            sections["ablation"] = ablation
         text = Path(readme).read_text()
         update_readme(readme, {k: v for k, v in sections.items() if f"<!-- results:{k} -->" in text})
     return dict(tables=tables, markdown=markdown, pngs=pngs)

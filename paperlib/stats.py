@@ -14,6 +14,9 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
+RULE = ("each claim compares per-seed values by Welch's t-test; if the 95% confidence interval of the difference of "
+        "means lies wholly on the side the claim predicts, it **holds**, wholly on the other side, it **does not "
+        "hold**, and if it contains 0 the verdict is **inconclusive** at this number of seeds.")
 METRICS = ("fid", "fid_test", "kid", "precision", "recall", "memorisation")
 
 
@@ -70,7 +73,7 @@ def decide(interval: dict, predicts: str) -> str:
 
 def mean_sd(row: dict, key: str, digits: int = 2) -> str:
     """'mean ± sd' of a row's metric ('mean' alone for one run, '–' when missing)."""
-    if row.get(key) is None:
+    if row.get(key) is None or (isinstance(row[key], float) and math.isnan(row[key])):
         return "–"
     sd = row.get(f"{key}_sd")
     return f"{row[key]:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")

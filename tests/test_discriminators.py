@@ -228,3 +228,15 @@ def test_digits_backbone_training_regenerates_a_loadable_file(tmp_path):
     result = train_digits_backbone("digits_vgg", epochs=1, out=tmp_path / "vgg.safetensors")
     assert 0 <= result["test_accuracy"] <= 1
     assert load_digits_backbone("digits_vgg", tmp_path / "vgg.safetensors").channels == (16, 32, 64, 128)
+
+
+def test_projected_discriminator_width_scales_projections_and_heads():
+    """Mini scale runs the paper's design at 1/8 of its channels; width 1 is the paper's discriminator."""
+    full, mini = ProjectedDiscriminator("digits"), ProjectedDiscriminator("digits", width=0.125)
+    assert full.features[0].projection.out_channels == (64, 64, 128, 256)
+    assert mini.features[0].projection.out_channels == (8, 8, 16, 32)
+    assert sum(p.numel() for p in mini.heads.parameters()) < sum(p.numel() for p in full.heads.parameters()) / 30
+    logits = mini(torch.rand(4, 1, 8, 8) * 2 - 1, None)
+    assert [l.shape for l in logits] == [l.shape for l in full(torch.rand(4, 1, 8, 8) * 2 - 1, None)]
+    with pytest.raises(ValueError, match="width: expected a fraction in \\(0, 1\\]"):
+        ProjectedDiscriminator("digits", width=2)

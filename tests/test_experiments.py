@@ -1,4 +1,4 @@
-"""Experiment drivers: train-then-evaluate with an FID callback, learning-rate sweeps, the teacher's NFE curve."""
+"""Experiment drivers: train-then-evaluate with an FID callback, many runs in a pool, the teacher's NFE curve."""
 
 import json
 
@@ -6,7 +6,8 @@ import pytest
 
 from paperlib.__main__ import main
 from paperlib.checkpoints import load_network
-from paperlib.experiments import best_snapshot, lr_sweep, teacher_nfe_curve, train_and_evaluate
+from paperlib.experiments import best_snapshot, cached_result, teacher_nfe_curve, train_and_evaluate
+from paperlib.pool import Job, run_job, run_jobs
 from paperlib.metrics import DigitsExtractor, digits_reference
 
 
@@ -35,21 +36,39 @@ def test_train_and_evaluate_records_fid_during_training(tmp_path, smoke_teacher,
     assert (tmp_path / "run" / "network.safetensors").stat().st_mtime_ns == written
 
 
-def test_lr_sweep_and_teacher_curve(tmp_path, smoke_teacher, ref):
+def test_teacher_curve(smoke_teacher, ref):
     ext, reference = ref
-    results = lr_sweep("smoke-gdd", [1e-4, 1e-3], str(tmp_path), ext, reference, eval_num=100, teacher=smoke_teacher,
-                       total_kimg=0.16)
-    assert [r["fid"] for r in results] == sorted(r["fid"] for r in results)
-    assert {r["overrides"]["lr"] for r in results} == {1e-4, 1e-3}
     curve = teacher_nfe_curve(smoke_teacher, ext, reference, steps=(1, 2), eval_num=100)
     assert [c["nfe"] for c in curve] == [1, 3]
 
 
-def test_sweep_command(tmp_path, smoke_teacher, capsys):
-    assert main(["sweep", "--preset", "smoke-gdd", "--lrs", "1e-4", "--root", str(tmp_path), "--eval-num", "100",
-                 "--out", str(tmp_path / "s.json"), "--teacher", smoke_teacher, "--total_kimg", "0.16"]) == 0
-    assert "lr 0.0001: FID" in capsys.readouterr().out
-    assert len(json.loads((tmp_path / "s.json").read_text())) == 1
+def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
+    """Two runs on two worker processes (one thread each) give the numbers of the same runs trained here, in the
+    order of the jobs; a finished run's result is read back, not evaluated again."""
+    import torch
+
+    jobs = [Job(f"s{seed}", "smoke-gdd", str(tmp_path / f"pool{seed}"), dict(teacher=smoke_teacher, seed=seed,
+                                                                            total_kimg=0.16), eval_num=100)
+            for seed in (1, 2)]
+    pooled = run_jobs(jobs, workers=2, log=lambda line: None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = [run_job(Job(j.label, j.preset, j.run_dir.replace("pool", "here"), j.overrides, eval_num=100))
+                for j in jobs]
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["fid"] for r in pooled] == [r["fid"] for r in here] and pooled[0]["fid"] != pooled[1]["fid"]
+    assert [r["seed"] for r in pooled] == [1, 2]
+    assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **jobs[0].overrides)["fid"] == pooled[0]["fid"]
+    assert cached_result("smoke-gdd", jobs[0].run_dir, 200, **jobs[0].overrides) is None  # another sample count
+    assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **dict(jobs[0].overrides, lr=1e-3)) is None
+
+
+def test_pool_stops_at_the_first_failed_run(tmp_path):
+    jobs = [Job("bad", "smoke-gdd", str(tmp_path / "bad"), dict(teacher=str(tmp_path / "missing.safetensors")))] * 2
+    with pytest.raises(Exception, match="missing.safetensors"):
+        run_jobs(jobs, workers=2, log=lambda line: None)
 
 
 def test_train_command_scores_every_snapshot(tmp_path, smoke_teacher, capsys):
@@ -67,3 +86,22 @@ def test_train_command_scores_every_snapshot(tmp_path, smoke_teacher, capsys):
     assert best["fid"] == min(l["eval_fid"] for l in scored)
     assert load_network(best["checkpoint"]).img_resolution == 8  # the snapshot it names exists
     assert best_snapshot(tmp_path) is None  # no log, no best snapshot
+
+
+def test_mini_presets_use_the_rates_their_sweeps_chose():
+    """The committed sweeps (results/mini/sweep-*.json) chose the presets' rates on the training-split FID."""
+    from paperlib.evidence import chosen_lr, sweep_path
+    from paperlib.io import ROOT
+    from paperlib.presets import MINI_LRS, PRESETS
+
+    swept = [(d, m) for d, m in MINI_LRS if sweep_path(ROOT / "results", f"{d}-{m}").exists()]
+    assert {("digits", "gdd"), ("digits", "gddi")} <= set(swept)
+    for dataset, method in swept:
+        assert PRESETS[f"{dataset}-{method}"]["lr"] == chosen_lr(ROOT / "results", f"{dataset}-{method}")
+
+
+def test_evidence_command_refuses_unknown_stages_and_datasets(capsys):
+    assert main(["evidence", "--stages", "main,tables"]) == 2
+    assert "error: --stages: unknown ['tables']" in capsys.readouterr().err
+    assert main(["evidence", "--datasets", "mnist"]) == 2
+    assert "error: --datasets: expected some of digits, digits-cond, got mnist" in capsys.readouterr().err

@@ -184,3 +184,23 @@ def test_fid_command_on_a_tiny_generator(tmp_path, capsys):
     assert main(["fid", "--ckpt", str(tmp_path / "g"), "--ref", str(tmp_path / "ref.npz"), "--num", "100",
                  "--features", "digits", "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["fid"] == pytest.approx(result["fid"], rel=1e-6)
+
+
+def test_fid_matches_clean_fid_without_its_sqrtm_call():
+    """paperlib computes clean-fid's Fréchet distance itself (clean-fid's sqrtm(..., disp=False) fails on SciPy >=
+    1.18); where clean-fid still runs, the two agree."""
+    from paperlib.metrics import Stats, fid_from_stats
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 16)), rng.normal(size=(300, 16)) * 1.2 + 0.3
+    sa, sb = (Stats(x.mean(0), np.cov(x, rowvar=False), len(x)) for x in (a, b))
+    ours = fid_from_stats(sa, sb)
+    try:
+        from cleanfid.fid import frechet_distance
+
+        theirs = frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
+    except TypeError:  # SciPy without sqrtm's disp argument
+        theirs = None
+    assert ours > 0 and fid_from_stats(sa, sa) == pytest.approx(0, abs=1e-6)
+    if theirs is not None:
+        assert ours == pytest.approx(theirs, rel=1e-9)

@@ -38,10 +38,12 @@ def test_fid_table_notebook_writes_a_complete_table(smoke_run, smoke_teacher, ca
     assert {"dataset", "scale", "eval_num", "rows", "feature_net", "request"} <= set(table)
     names = [r["row"] for r in table["rows"]]
     assert names[:6] == [f"teacher, Heun NFE {n}" for n in (1, 3, 5, 9, 17, 35)]
-    assert names[6:9] == ["GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)"]
-    assert names[9:] == ["real data: held-out split (360)", "real data: training subsample (360)"]
+    assert names[6:10] == ["GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)",
+                           "GDD-I, small from-scratch D (ablation) (NFE 1)"]
+    assert names[10:] == ["real data: held-out split (360)", "real data: training subsample (360)"]
     for row in table["rows"]:
-        assert all(finite(row.get(k)) for k in row if k not in ("run_dir",)), row
+        values = [v for k, v in row.items() if k not in ("run_dir", "run_dirs") for v in (v if isinstance(v, list) else [v])]
+        assert all(finite(v) for v in values), row
         assert all(math.isfinite(row[k]) for k in ("fid", "kid", "precision", "recall"))
     students = {r["row"]: r for r in table["rows"][6:9]}
     assert students["GDD-I (NFE 1)"]["frozen_fraction"] > 0.5 and students["GDD (NFE 1)"]["frozen_fraction"] == 0
@@ -92,9 +94,10 @@ def test_training_curves_and_tables_notebooks(layer_run):
     run("training_curves", root, datasets=["digits"], scale="smoke", results_dir=paths["results_dir"],
         figures_dir=paths["figures_dir"])
     curves = json.loads((root / "results" / "smoke" / "training_curves.json").read_text())
-    assert set(curves["digits"]) == {"GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)"}
+    assert set(curves["digits"]) == {"GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)",
+                                     "GDD-I, small from-scratch D (ablation) (NFE 1)"}
     for curve in curves["digits"].values():
-        assert curve["kimg"] == [0.16, 0.32] and all(math.isfinite(v) for v in curve["fid"])
+        assert curve["kimg"] == [0.16, 0.32] and all(math.isfinite(v) for v in curve["fid"] + curve["fid_test"])
     for name in ("training_curves_digits_smoke.png", "progress_digits_smoke_gddi.png", "figure1a_smoke.png"):
         assert (root / "figures" / name).stat().st_size > 0
 
@@ -105,7 +108,7 @@ def test_training_curves_and_tables_notebooks(layer_run):
         readme=str(readme))
     text = readme.read_text()
     assert "STALE-TABLE" not in text and "| GDD-I (NFE 1) |" in text and text.endswith("end\n")
-    assert "Freezing most block convolutions" in text
+    assert "Freezing most block convolutions" in text and "Rule, fixed before the runs" in text
     assert "The claim that layers are activated differently" in text  # from the layer_run fixture's results
     assert (root / "figures" / "table_digits_smoke.png").stat().st_size > 0
     assert "### digits (smoke scale)" in (root / "figures" / "tables.md").read_text()

@@ -328,3 +328,46 @@ def test_speed_up_compiles_the_trained_backbone_only(smoke_teacher):
     assert objective.D._compiled_call_impl is None
     weights = [p for m in objective.modules().values() for p in m.parameters() if p.ndim == 4]
     assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
+def test_freeze_ablation_policies_nest_and_gddi_is_level_1():
+    from paperlib.freezing import FREEZE_POLICIES
+
+    net = build_meta("GDDPrecond", **CONFIGS["cifar10-32x32-uncond-ncsnpp"])
+    names = {policy: set(frozen_parameter_names(net, policy)) for policy in FREEZE_POLICIES}
+    assert names["none"] == set() and names["gddi"] == set(frozen_parameter_names(net, 1))
+    ordered = list(names.values())
+    assert all(a < b for a, b in zip(ordered, ordered[1:]))  # each policy freezes strictly more than the one before
+    assert any("aux_" in n for n in names["gddi+skip+aux"]) and not any("aux_" in n for n in names["gddi"])
+    everything = names["all-but-norm-embedding"]
+    assert not any(".map_" in n or ".norm" in n or "aux_norm" in n for n in everything)
+    assert {n for n, _ in net.named_parameters() if n.endswith("conv.weight") and "aux" not in n} <= everything
+    with pytest.raises(ValueError, match="freeze level must be one of"):
+        frozen_parameter_names(net, "conv2")
+
+
+def test_instance_bank_is_cached_per_teacher_and_visited_once_per_epoch(tmp_path, smoke_teacher):
+    from paperlib.checkpoints import load_network
+    from paperlib.instance_bank import bank_indices, bank_path, load_or_build_bank
+    from paperlib.train import DistInfo
+
+    teacher = load_network(smoke_teacher)
+    bank = load_or_build_bank(teacher, smoke_teacher, 24, 2, tmp_path, "cpu")
+    assert bank["path"] == bank_path(smoke_teacher, 24, 2, tmp_path) and bank["path"].name.endswith("-nfe3-24.pt")
+    assert bank["noise"].shape == bank["target"].shape == (24, 1, 8, 8) and bank["labels"].shape == (24, 0)
+    again = load_or_build_bank(teacher, smoke_teacher, 24, 2, tmp_path, "cpu")  # read back, not solved again
+    assert torch.equal(again["target"], bank["target"])
+    one = DistInfo(rank=0, world=1, local_rank=0)
+    epoch = torch.cat([bank_indices(k, 8, 24, seed=3, dist_info=one) for k in range(3)])
+    assert sorted(epoch.tolist()) == list(range(24))  # every pair once per epoch
+    straddle = bank_indices(2, 10, 24, seed=3, dist_info=one)  # images 20..29 cross into epoch 1
+    assert straddle[:4].tolist() == epoch[20:].tolist()
+    halves = [bank_indices(1, 8, 24, seed=3, dist_info=DistInfo(rank=r, world=2, local_rank=r)) for r in (0, 1)]
+    assert torch.cat(halves).tolist() == epoch[8:16].tolist()  # two processes split the one-process batch
+    # the smoke instance preset with a bank trains from it
+    from paperlib.presets import preset_config
+    from paperlib.train import train
+
+    summary = train(preset_config("smoke-instance", run_dir=str(tmp_path / "run"), teacher=smoke_teacher,
+                                  instance_bank=32, total_kimg=0.032), progress=False)
+    assert summary["instance_bank"]["size"] == 32 and (tmp_path / Path(summary["instance_bank"]["file"]).name).exists()
