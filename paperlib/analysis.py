@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in JupyterLab, plain text elsewhere
 
 from paperlib.io import resolve_device
 from paperlib.nets.layers import Conv2d

@@ -87,6 +87,10 @@ def claims_markdown(tables: list[dict]) -> str:
     """A markdown list of every table's claims, each with its verdict, the metric it rests on and the numbers."""
     lines = [f"Rule, fixed before the runs: {RULE}\n"]
     for table in tables:
+        if table["scale"] == "smoke":
+            lines.append(f"**{table['dataset']} (smoke scale)**: no verdicts; smoke runs test the code, and their "
+                         f"numbers mean nothing about the method.\n")
+            continue
         runs = max(len(r.get("seeds") or [1]) for r in table["rows"])
         lines.append(f"**{table['dataset']} ({table['scale']} scale, {table['eval_num']} samples per run, up to "
                      f"{runs} runs per row)**\n")

@@ -180,6 +180,23 @@ class TableRequest:
     def training_seeds(self) -> list[int]:
         return list(self.seeds) or SCALE_DEFAULTS[self.scale]["seeds"]
 
+    def describe(self) -> str:
+        """What :func:`build_table` will do and where it writes, in a few lines (shown before anything runs)."""
+        methods = [m for m in self.methods if self.scale != "paper" or m not in MINI_ONLY_METHODS]
+        runs = len(methods) * len(self.training_seeds)
+        lines = [f"{self.dataset} table at {self.scale} scale: {runs} training runs ({', '.join(methods)}; seeds "
+                 f"{self.training_seeds}; {'preset budget' if not self.kimg else f'{self.kimg:g} kimg'}), "
+                 f"{self.num} samples per FID; finished runs are reused, unfinished ones resumed.",
+                 f"writes {Path(self.results) / self.dataset / self.scale / 'table.json'} and "
+                 f"{Path(self.figures) / f'table_{self.dataset}_{self.scale}.md'} (+ sample grids there)"]
+        if self.scale == "mini":
+            lines.append("mini: about an hour on 2 CPU cores from scratch (one run per core); seconds when every run "
+                         "is done")
+        if self.scale == "smoke":
+            lines.insert(0, "SMOKE SCALE: tiny networks trained for seconds; the numbers test the code and mean "
+                            "nothing about the method.")
+        return "\n".join(lines)
+
 
 def build_table(request: TableRequest) -> dict:
     """Train (or resume) and evaluate every row of one dataset's table, write it, and return it as a dict."""

@@ -7,8 +7,8 @@ import pytest
 from paperlib.__main__ import main
 from paperlib.checkpoints import load_network
 from paperlib.experiments import best_snapshot, cached_result, teacher_nfe_curve, train_and_evaluate
-from paperlib.pool import Job, run_job, run_jobs
 from paperlib.metrics import DigitsExtractor, digits_reference
+from paperlib.pool import Job, run_job, run_jobs
 
 
 @pytest.fixture(scope="module")
