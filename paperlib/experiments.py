@@ -40,10 +40,10 @@ def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress_d
     images of :data:`PROGRESS_SEEDS` are also saved there as ``kimg-<kimg * 1000>.npz`` (uint8 [32, C, H, W]).
     """
     def callback(kimg: float, ema) -> dict:
-        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=10_000_000,
-                                  device=next(ema.parameters()).device, progress=False)
+        device = next(ema.parameters()).device  # the training device
+        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=10_000_000, device=device, progress=False)
         if progress_dir is not None:
-            images, _ = generate_uint8(ema, PROGRESS_SEEDS, progress=False)
+            images, _ = generate_uint8(ema, PROGRESS_SEEDS, device=device, progress=False)
             buf = io.BytesIO()
             np.savez(buf, images=images, kimg=kimg)
             atomic_write_bytes(Path(progress_dir) / f"kimg-{round(kimg * 1000):09d}.npz", buf.getvalue())
