@@ -41,7 +41,8 @@ start=$(date +%s)
 case "$scale" in
   paper)
     notebook fid_table "paper" -p scale paper "${params[@]}"
-    notebook tables "paper" -y "{scales: [paper]}" -p readme "" ;;
+    notebook tables "paper" -y "{scales: [paper]}" -p readme "" -p results_dir runs/paper/results \
+      -p figures_dir runs/paper/figures ;;
   mini-sweep)  # 16 kimg per run (a third of the table's budget), seed 0, chosen on the training-split FID
     python -m paperlib sweep --datasets digits --kimg 16 ;;
   mini-ablation)

@@ -49,3 +49,12 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
 def resolve_device(name: str) -> torch.device:
     """'auto' -> CUDA when a GPU is visible, else the CPU; any other name as torch reads it."""
     return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def output_dirs(scale: str, results_dir: str = "results", figures_dir: str = "figures") -> tuple[str, str]:
+    """Where a notebook at ``scale`` writes: the committed ``results``/``figures`` hold the mini scale only, so
+    another scale left at those defaults writes under ``runs/<scale>/`` instead (explicit other folders are kept)."""
+    if scale != "mini":
+        results_dir = f"runs/{scale}/results" if results_dir == "results" else results_dir
+        figures_dir = f"runs/{scale}/figures" if figures_dir == "figures" else figures_dir
+    return results_dir, figures_dir

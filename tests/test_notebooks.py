@@ -134,3 +134,11 @@ def test_curves_notebook_without_tables_says_what_to_run(tmp_path):
         run("training_curves", tmp_path, datasets=["digits"], scale="mini", results_dir=str(tmp_path))
     assert "run notebooks/fid_table.ipynb with dataset='digits'" in str(info.value.evalue)
 
+
+
+def test_only_the_mini_scale_writes_the_committed_folders():
+    from paperlib.io import output_dirs
+
+    assert output_dirs("mini") == ("results", "figures")
+    assert output_dirs("smoke") == ("runs/smoke/results", "runs/smoke/figures")
+    assert output_dirs("paper", "results", "/data/figs") == ("runs/paper/results", "/data/figs")
