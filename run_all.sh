@@ -5,7 +5,7 @@
 # papermill (kernel python3) with the chosen scale: the FID table (training or resuming every row, 3 seeds per
 # trained row at mini scale, several runs at once: one per CPU core), the training curves, the layer-activation
 # analysis and the final tables, which also refresh README.md at mini scale. Executed notebooks are kept under
-# results/notebooks/; at mini scale figures go to figures/ and numbers to results/ (both committed); smoke writes
+# notebooks/executed/ (mini, committed) or results/notebooks/; at mini scale figures go to figures/ and numbers to results/ (both committed); smoke writes
 # them under runs/smoke/ instead.
 #   mini           the unconditional digits table (the README's main results), its curves, the layer study, tables
 #   mini-cond      the class-conditional digits table, then the tables again
@@ -29,12 +29,16 @@ for arg in "$@"; do  # name=value -> a YAML parameter, so lists and dicts work: 
 done
 venv="$(bash scripts/setup_env.sh)"
 export MPLBACKEND=Agg PATH="$venv/bin:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-mkdir -p results/notebooks
+# Executed notebooks: the mini ones are committed (notebooks/executed/, so a reader sees the results inside them
+# without running anything); other scales' stay in the ignored results/notebooks/.
+executed=results/notebooks
+[[ "$scale" == mini* ]] && executed=notebooks/executed
+mkdir -p "$executed"
 notebook() {  # notebook NAME OUTPUT-TAG [papermill options...]
   local name="$1" tag="$2"
   shift 2
-  echo "== $name ($tag)"
-  papermill "notebooks/$name.ipynb" "results/notebooks/$name-$tag.ipynb" -k python3 --cwd "$PWD" \
+  echo "== $name ($tag): $executed/$name-$tag.ipynb"
+  papermill "notebooks/$name.ipynb" "$executed/$name-$tag.ipynb" -k python3 --cwd "$PWD" \
     --no-progress-bar "$@"
 }
 start=$(date +%s)
