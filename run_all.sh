@@ -5,8 +5,8 @@
 # papermill (kernel python3) with the chosen scale: the FID table (training or resuming every row, 3 seeds per
 # trained row at mini scale, several runs at once: one per CPU core), the training curves, the layer-activation
 # analysis and the final tables, which also refresh README.md at mini scale. Executed notebooks are kept under
-# notebooks/executed/ (mini, committed) or results/notebooks/; at mini scale figures go to figures/ and numbers to results/ (both committed); smoke writes
-# them under runs/smoke/ instead.
+# notebooks/executed/ (mini, committed) or results/notebooks/; at mini scale figures go to figures/ and numbers to
+# results/ (both committed); other scales write them under runs/<scale>/ instead.
 #   mini           the unconditional digits table (the README's main results), its curves, the layer study, tables
 #   mini-cond      the class-conditional digits table, then the tables again
 #   mini-sweep     the learning-rate sweeps that chose the mini presets' rates (results/mini/sweep-*.json)
