@@ -3,6 +3,7 @@ and the paper's Figure 1A with paperlib's own runs overlaid. Used by ``notebooks
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 
 from paperlib.experiments import EVAL_KEYS
 from paperlib.grids import save_grid
-from paperlib.io import save_figure
+from paperlib.io import atomic_write_bytes, save_figure
 from paperlib.reported import FIGURE_1A
 
 
@@ -44,10 +45,27 @@ def mean_curve(run_dirs: list[str | os.PathLike]) -> dict[str, list[float]]:
 
 
 def curves_of_table(table: dict) -> dict[str, dict]:
-    """The training curve of every trained row of an FID table (``paperlib.tables``), keyed by row name: the mean
-    over the row's seeds (``run_dirs``) where it has several."""
-    return {row["row"]: mean_curve(row.get("run_dirs") or [row["run_dir"]]) for row in table["rows"]
-            if row.get("run_dir")}
+    """The training curve of every trained row of an FID table (``paperlib.tables``), keyed by row name: the one
+    the table keeps (``curve``, mini scale: the mean over the row's seeds), else read from the row's run logs."""
+    return {row["row"]: row.get("curve") or mean_curve(row.get("run_dirs") or [row["run_dir"]])
+            for row in table["rows"] if row.get("run_dir")}
+
+
+def collect_progress(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Gather one run's progress samples (``run_dir/progress/kimg-*.npz``) into one small file ``out`` (images
+    [T, 32, C, H, W] uint8, kimg [T]) that can be committed beside its table, so the grids need no run folder."""
+    files = sorted(Path(run_dir, "progress").glob("kimg-*.npz"))
+    if not files:
+        raise FileNotFoundError(f"{run_dir}/progress holds no sample snapshots (train with fid_every_kimg > 0)")
+    images, kimgs = [], []
+    for file in files:
+        with np.load(file) as data:
+            images.append(data["images"])
+            kimgs.append(float(data["kimg"]))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=np.stack(images), kimg=np.array(kimgs))
+    atomic_write_bytes(out, buf.getvalue())
+    return Path(out)
 
 
 def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title: str,
@@ -83,17 +101,13 @@ def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title
     return save_figure(fig, path)
 
 
-def progress_grid(run_dir: str | os.PathLike, path: str | os.PathLike, title: str, count: int = 8) -> Path:
+def progress_grid(progress: str | os.PathLike, path: str | os.PathLike, title: str, count: int = 8) -> Path:
     """Samples of the first ``count`` progress seeds, one row per recorded point of training (top: earliest),
-    from ``run_dir/progress/kimg-*.npz`` (written by ``paperlib.experiments.fid_callback``)."""
-    files = sorted(Path(run_dir, "progress").glob("kimg-*.npz"))
-    if not files:
-        raise FileNotFoundError(f"{run_dir}/progress holds no sample snapshots (train with fid_every_kimg > 0)")
-    rows, kimgs = [], []
-    for file in files:
-        with np.load(file) as data:
-            rows.append(data["images"][:count])
-            kimgs.append(float(data["kimg"]))
+    from a file of :func:`collect_progress` (or a run folder, gathered on the fly)."""
+    if Path(progress).is_dir():
+        progress = collect_progress(progress, Path(progress) / "progress.npz")
+    with np.load(progress) as data:
+        rows, kimgs = [im[:count] for im in data["images"]], data["kimg"].tolist()
     label = ", ".join(f"{k:g}" for k in kimgs)
     return save_grid(np.concatenate(rows), path, nrow=count, title=f"{title}\nrows: kimg {label}", pixels_per_inch=12)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from paperlib.checkpoints import load_network
 from paperlib.data import digits_dataset
+from paperlib.curves import collect_progress, mean_curve
 from paperlib.diffusion import nfe_of
 from paperlib.experiments import best_snapshot
 from paperlib.grids import nearest_neighbour_grid, save_grid
@@ -70,6 +71,8 @@ class Row(TypedDict, total=False):
     checkpoint: str         # the network scored
     run_dir: str            # trained rows: the folder of the row's runs (one per seed)
     run_dirs: list          # trained rows at smoke/mini scale: each seed's run
+    curve: dict             # smoke/mini: FID during training, mean over seeds (paperlib.curves.mean_curve)
+    progress: str           # smoke/mini: the first seed's samples over training (paperlib.curves.collect_progress)
     seeds: list             # trained rows: training seeds; teacher rows: the seed ranges sampled
     fid_runs: list          # per seed (or seed range), likewise <metric>_runs for every metric
     fid_sd: float | None    # sample sd over seeds, likewise <metric>_sd
@@ -225,8 +228,14 @@ def table_checkpoints(results: str, dataset: str, scale: str) -> tuple[str, dict
     rows = json.loads(path.read_text())["rows"]
     teacher = next(r["checkpoint"] for r in rows if r.get("kind") == "teacher")
     names = {"gdd": "GDD", "gddi": "GDD-I"}
-    return _located(teacher), {names[r["kind"]]: _located(r["checkpoint"]) for r in rows
-                               if r.get("kind") in names and r.get("run_dir") and r.get("checkpoint")}
+    found = {names[r["kind"]]: _located(r["checkpoint"]) for r in rows
+             if r.get("kind") in names and r.get("run_dir") and r.get("checkpoint")}
+    for label, checkpoint in found.items():
+        if not Path(checkpoint).exists():  # the table is committed, its runs (runs/, ignored) are not
+            raise TableError(f"{checkpoint}: the {label} network of {path} is not in this checkout; train it with "
+                             f"./run_all.sh {scale} (or notebooks/fid_table.ipynb, dataset={dataset!r}, "
+                             f"scale={scale!r}; finished runs are reused), or give the checkpoints explicitly")
+    return _located(teacher), found
 
 
 def _portable(path: str) -> str:
@@ -336,10 +345,14 @@ def _mini_rows(request: TableRequest) -> list[Row]:
         runs = [r for job, r in zip(jobs, results) if job.preset == f"{prefix}-{method}"]
         cfg = preset_config(f"{prefix}-{method}", **next(j.overrides for j in jobs if j.preset == f"{prefix}-{method}"))
         first = runs[0]["run_dir"]
-        rows.append(Row(row=f"{label} (NFE 1)", kind=method, freeze_level=cfg.freeze_level,
-                        run_dir=str(Path(first).parent), run_dirs=[r["run_dir"] for r in runs],
-                        checkpoint=_portable(str(Path(first) / "network.safetensors")),
-                        **aggregate_runs(runs, seeds)))
+        row = Row(row=f"{label} (NFE 1)", kind=method, freeze_level=cfg.freeze_level,
+                  run_dir=str(Path(first).parent), run_dirs=[r["run_dir"] for r in runs],
+                  checkpoint=_portable(str(Path(first) / "network.safetensors")), **aggregate_runs(runs, seeds))
+        if defaults["fid_every_kimg"]:  # kept with the table, so the curves and grids need no run folder
+            row["curve"] = mean_curve(row["run_dirs"])
+            row["progress"] = _portable(str(collect_progress(
+                first, Path(request.results) / dataset / scale / "progress" / f"{method}.npz")))
+        rows.append(row)
         net = load_network(Path(first) / "network.safetensors")
         images, _ = generate_uint8(net, range(64), progress=False)
         save_grid(images, fig_dir / f"samples_{dataset}_{scale}_{method}.png", nrow=16,

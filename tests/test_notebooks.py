@@ -142,3 +142,26 @@ def test_only_the_mini_scale_writes_the_committed_folders():
     assert output_dirs("mini") == ("results", "figures")
     assert output_dirs("smoke") == ("runs/smoke/results", "runs/smoke/figures")
     assert output_dirs("paper", "results", "/data/figs") == ("runs/paper/results", "/data/figs")
+
+
+def test_notebooks_at_their_defaults_on_the_committed_results(tmp_path):
+    """A fresh clone has the committed mini results but no runs/: training_curves and tables run at their own
+    defaults from those files alone (into a copy, so the repository is not touched), and layer_activation, which
+    needs the trained networks, stops in its first cell with a message naming the command that makes them."""
+    import shutil
+
+    root = NOTEBOOKS.parent
+    shutil.copytree(root / "results", tmp_path / "results", ignore=shutil.ignore_patterns("notebooks"))
+    dirs = dict(results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"))
+    run("training_curves", tmp_path, **dirs)
+    assert (tmp_path / "figures" / "training_curves_digits_mini.png").stat().st_size > 0
+    assert (tmp_path / "figures" / "progress_digits_mini_gddi.png").stat().st_size > 0
+    run("tables", tmp_path, readme="", **dirs)
+    assert "### digits (mini scale)" in (tmp_path / "figures" / "tables.md").read_text()
+    table = json.loads((tmp_path / "results" / "digits" / "mini" / "table.json").read_text())
+    if any((root / r["checkpoint"]).exists() for r in table["rows"] if r.get("run_dir")):
+        return  # a checkout that trained them (not a fresh clone): the layer study would run for minutes
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        run("layer_activation", tmp_path, **dirs)
+    assert "not in this checkout; train it with ./run_all.sh mini" in str(info.value.evalue)
+    assert info.value.exec_count == 3
