@@ -26,6 +26,7 @@ from paperlib.metrics import (
     generate_uint8,
 )
 from paperlib.presets import preset_config
+from paperlib.rundir import config_changes
 from paperlib.train import train
 
 PROGRESS_SEEDS = range(32)  # the same seeds as the final sample grids, so grids over training compare
@@ -90,7 +91,8 @@ def cached_result(preset: str, run_dir: str, eval_num: int, **overrides) -> dict
         return None
     result = json.loads(path.read_text())
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
-    same = result.get("config") == json.loads(json.dumps(asdict(cfg))) and result.get("num") == eval_num
+    same = (isinstance(result.get("config"), dict) and result.get("num") == eval_num
+            and not config_changes(result["config"], json.loads(json.dumps(asdict(cfg)))))
     return result if same and result.get("kimg", 0) * 1000 >= round(cfg.total_kimg * 1000) else None
 
 

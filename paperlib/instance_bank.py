@@ -10,26 +10,16 @@ count or size makes a new bank and never reuses a stale one.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 from pathlib import Path
 
 import torch
 
 from paperlib.diffusion import edm_sampler
-from paperlib.io import atomic_write_bytes
+from paperlib.io import atomic_write_bytes, file_sha256
 
 BANK_SEED = 2_000_000_000  # the bank's noise seeds: apart from the evaluation seeds (0.. and 10,000,000..)
 SOLVE_BATCH = 256
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (names caches after the exact teacher file they were made from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bank_path(teacher_path: str | Path, size: int, num_steps: int, folder: str | Path) -> Path:

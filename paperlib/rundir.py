@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from paperlib.checkpoints import tensor_checksum
-from paperlib.io import atomic_write_bytes
+from paperlib.io import atomic_write_bytes, file_sha256
 
 # Config values that only extend a run or change how it is watched: a resume may change these, no others.
 EXTENDABLE = ("run_dir", "total_kimg", "snapshot_kimg", "log_kimg", "keep_states", "num_workers", "device",
@@ -103,6 +103,21 @@ def append_log(path: Path, record: dict) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # Resuming: the same run, from a state that loads.
 
+def config_changes(saved: dict, new: dict, ignore=()) -> list[str]:
+    """'key: old -> new' for every key of two run configs that differs, apart from ``ignore``. The teacher is the
+    same when its file's bytes are, so a checkout moved to another folder (the mini teachers are package files,
+    named by absolute path) still resumes its runs."""
+    def same(key: str) -> bool:
+        old, now = saved.get(key, new.get(key)), new.get(key, saved.get(key))
+        if old == now:
+            return True
+        paths = key == "teacher" and isinstance(old, str) and isinstance(now, str)
+        return paths and Path(old).is_file() and Path(now).is_file() and file_sha256(old) == file_sha256(now)
+
+    return [f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(saved) | set(new))
+            if k not in ignore and not same(k)]
+
+
 def check_resumed_config(run_dir: Path, new: dict) -> None:
     """Refuse to resume ``run_dir`` with a config that changes what defines the run (anything outside
     :data:`EXTENDABLE`), listing every difference. Nothing is written before this check passes."""
@@ -113,8 +128,7 @@ def check_resumed_config(run_dir: Path, new: dict) -> None:
         saved = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise RunError(f"{path}: not readable JSON ({exc}); cannot check that the resumed run is the same") from None
-    changed = [f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(saved) | set(new))
-               if k not in EXTENDABLE and saved.get(k, new.get(k)) != new.get(k, saved.get(k))]
+    changed = config_changes(saved, new, ignore=EXTENDABLE)
     if changed:
         raise RunError(f"{run_dir} holds a different run; resuming may change only {', '.join(EXTENDABLE[1:])}. "
                        f"Changed: {'; '.join(changed)}. Start it in another run_dir instead")

@@ -26,13 +26,12 @@ from typing import TypedDict
 import numpy as np
 
 from paperlib.checkpoints import load_network
-from paperlib.data import digits_dataset
 from paperlib.curves import collect_progress, mean_curve
+from paperlib.data import digits_dataset
 from paperlib.diffusion import nfe_of
 from paperlib.experiments import best_snapshot
 from paperlib.grids import nearest_neighbour_grid, save_grid
-from paperlib.instance_bank import file_sha256
-from paperlib.io import ROOT, atomic_write_bytes, resolve_device
+from paperlib.io import ROOT, atomic_write_bytes, file_sha256, resolve_device
 from paperlib.metrics import DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8, real_data_floor
 from paperlib.pool import Job, default_workers, run_jobs
 from paperlib.presets import MINI_TEACHERS, PRESETS, preset_config
