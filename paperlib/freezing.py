@@ -61,7 +61,7 @@ def frozen_parameter_names(net: nn.Module, level: int | str) -> list[str]:
             if any(name.startswith(b + ".") or name == b for b, _ in blocks) or len(list(module.children())):
                 continue
             leaf = name.rsplit(".", 1)[-1]
-            if isinstance(module, nn.GroupNorm) or leaf.startswith(_EMBEDDING_PREFIXES):
+            if "GroupNorm" in type(module).__name__ or leaf.startswith(_EMBEDDING_PREFIXES):
                 continue  # normalisation and embeddings always train
             if outside == "all" or "aux_" in leaf:
                 frozen.update(f"{name}.{p}" for p, _ in module.named_parameters(recurse=False))

@@ -10,14 +10,16 @@ import numpy as np
 from paperlib.io import save_figure
 
 
-def tile(images: np.ndarray, nrow: int) -> np.ndarray:
-    """uint8 images [N, C, H, W] -> one uint8 picture [rows*H, nrow*W, C] (missing cells black)."""
+def tile(images: np.ndarray, nrow: int, gap: int = 0, gap_value: int = 128) -> np.ndarray:
+    """uint8 images [N, C, H, W] -> one uint8 picture [rows*(H+gap)-gap, nrow*(W+gap)-gap, C]: cells separated by
+    ``gap`` pixels of ``gap_value`` (grey, so black digit backgrounds stay apart), missing cells black."""
     n, c, h, w = images.shape
     rows = -(-n // nrow)
-    canvas = np.zeros((rows * h, nrow * w, c), dtype=np.uint8)
-    for i, img in enumerate(images):
+    canvas = np.full((rows * (h + gap) - gap, nrow * (w + gap) - gap, c), gap_value, dtype=np.uint8)
+    for i in range(rows * nrow):
         r, k = divmod(i, nrow)
-        canvas[r * h:(r + 1) * h, k * w:(k + 1) * w] = img.transpose(1, 2, 0)
+        cell = images[i].transpose(1, 2, 0) if i < n else 0
+        canvas[r * (h + gap):r * (h + gap) + h, k * (w + gap):k * (w + gap) + w] = cell
     return canvas
 
 
@@ -26,7 +28,7 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title:
     """Draw uint8 images [N, C, H, W] as a grid and save it as PNG; returns the path."""
     import matplotlib.pyplot as plt
 
-    picture = tile(images, nrow)
+    picture = tile(images, nrow, gap=1)
     height, width = picture.shape[0] / pixels_per_inch, picture.shape[1] / pixels_per_inch
     fig, ax = plt.subplots(figsize=(max(2.0, width), max(1.0, height) + (0.3 if title else 0)))
     ax.imshow(picture[:, :, 0] if picture.shape[2] == 1 else picture, cmap="gray" if picture.shape[2] == 1 else None,

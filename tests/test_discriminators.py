@@ -125,7 +125,8 @@ def test_adam_eps_scaled_to_mean_gradients_takes_the_reference_steps():
     from paperlib.presets import preset_config
 
     assert preset_config("cifar10-uncond-gdd", teacher="t.pkl", dataset="d.zip").adam_eps == pytest.approx(1e-8 / 64)
-    assert preset_config("digits-gdd").adam_eps == 1e-8  # mini scale: no reference convention to follow
+    assert preset_config("digits-gdd").adam_eps == pytest.approx(1e-8 / 64)  # mini: the paper's D settings in miniature
+    assert preset_config("digits-gddi-smalld").adam_eps == 1e-8  # the small discriminator has no reference convention
     grads = [torch.randn(50) * 1e-9 for _ in range(3)]  # small enough for eps to matter
     steps = []
     for scale, eps in ((64.0, 1e-8), (1.0, 1e-8 / 64)):

@@ -66,7 +66,8 @@ def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
 
 
 def test_pool_stops_at_the_first_failed_run(tmp_path):
-    jobs = [Job("bad", "smoke-gdd", str(tmp_path / "bad"), dict(teacher=str(tmp_path / "missing.safetensors")))] * 2
+    jobs = [Job("bad", "smoke-gdd", str(tmp_path / f"bad{k}"), dict(teacher=str(tmp_path / "missing.safetensors")))
+            for k in range(2)]
     with pytest.raises(Exception, match="missing.safetensors"):
         run_jobs(jobs, workers=2, log=lambda line: None)
 
