@@ -64,17 +64,19 @@ def mini_sweep(datasets=MINI_DATASETS, methods=("gdd", "gddi"), lrs: dict | None
 
 def ablation_jobs(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "runs", device: str = "auto",
                   kimg: float = 0.0, eval_num: int = 10000) -> list[Job]:
-    """The ablation's runs: GDD-I's preset at every freezing policy and seed. The 'gddi' policy is the main table's
-    GDD-I row and reuses its runs (freeze_level 1 is that policy; same config, same folders)."""
+    """The ablation's runs: GDD-I's preset at every freezing policy and seed. At the preset's budget the 'gddi' policy
+    is the main table's GDD-I row and reuses its runs (freeze_level 1 is that policy; same config, same folders);
+    another budget (``kimg``) trains every policy in folders of its own."""
     jobs = []
     for policy in FREEZE_POLICIES:
         for seed in seeds:
             overrides = dict(seed=seed, device=device, **({"total_kimg": kimg} if kimg else {}))
-            if policy == "gddi":
+            if policy == "gddi" and not kimg:
                 run_dir = f"{runs}/mini/{dataset}/{dataset}-gddi/seed{seed}"
             else:
                 overrides.update(freeze_level=0, freeze_policy=policy)
-                run_dir = f"{runs}/mini/ablation/{dataset}-freeze-{policy}/seed{seed}"
+                budget = f"-{kimg:g}kimg" if kimg else ""
+                run_dir = f"{runs}/mini/ablation/{dataset}-freeze-{policy}{budget}/seed{seed}"
             jobs.append(Job(f"ablation {dataset} freeze {policy} seed {seed}", f"{dataset}-gddi", run_dir, overrides,
                             eval_num=eval_num))
     return jobs
@@ -95,7 +97,8 @@ def freeze_ablation(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "
     for policy in FREEZE_POLICIES:
         mine = [r for job, r in zip(jobs, done) if job.label.startswith(f"ablation {dataset} freeze {policy} seed")]
         levels.append(dict(policy=policy, **aggregate_runs(mine, list(seeds))))
-    out = dict(dataset=dataset, scale="mini", preset=preset, lr=lr, num=eval_num, seeds=list(seeds), levels=levels)
+    out = dict(dataset=dataset, scale="mini", preset=preset, lr=lr, num=eval_num, seeds=list(seeds),
+               kimg=levels[0].get("kimg"), levels=levels)
     atomic_write_bytes(Path(results) / dataset / "mini" / "freeze_ablation.json", json.dumps(out, indent=2).encode())
     plot_freeze_ablation(out, Path(figures) / f"freeze_ablation_{dataset}_mini.png")
     return out
@@ -114,8 +117,8 @@ def plot_freeze_ablation(ablation: dict, path: str | Path) -> Path:
         ax.annotate(level["policy"], (xi, level["fid"]), textcoords="offset points", xytext=(4, -12), fontsize=7)
     ax.set_xlabel("generator parameters frozen (%)")
     ax.set_ylabel("FID (digits feature space)")
-    ax.set_title(f"Freeze ablation, {ablation['dataset']} mini: {len(ablation['seeds'])} seeds per point "
-                 f"(mean ± sd), {ablation['num']} samples, lr {ablation['lr']:g}", fontsize=9)
+    ax.set_title(f"Freeze ablation, {ablation['dataset']} mini: {ablation['kimg']:g} kimg, {len(ablation['seeds'])} "
+                 f"seeds per point (mean ± sd), {ablation['num']} samples, lr {ablation['lr']:g}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -131,7 +131,8 @@ def ablation_markdown(results: str | os.PathLike = "results") -> str:
     parts = []
     for path in sorted(Path(results).glob("*/mini/freeze_ablation.json")):
         ab = json.loads(path.read_text())
-        lines = [f"`{ab['preset']}` at lr {ab['lr']:g}, seeds {ab['seeds']}, {ab['num']} samples per run\n",
+        lines = [f"`{ab['preset']}` at lr {ab['lr']:g}, {ab['kimg']:g} kimg, seeds {ab['seeds']}, {ab['num']} samples "
+                 f"per run\n",
                  "| frozen | policy | FID (train) | FID (held-out) | recall | memorisation |",
                  "|---:|---|---:|---:|---:|---:|"]
         for lv in ab["levels"]:

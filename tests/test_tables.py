@@ -120,7 +120,7 @@ def test_ablation_table(tmp_path):
                  recall_sd=0.01, memorisation=1.0, memorisation_sd=0.02)
     (tmp_path / "digits" / "mini").mkdir(parents=True)
     (tmp_path / "digits" / "mini" / "freeze_ablation.json").write_text(json.dumps(
-        dict(preset="digits-gddi", lr=3e-3, seeds=[1, 2, 3], num=10000, levels=[level])))
+        dict(preset="digits-gddi", lr=3e-3, kimg=8.0, seeds=[1, 2, 3], num=10000, levels=[level])))
     assert "| 82.0% | gddi | 5.00 ± 0.50 | 9.00 ± 1.00 | 0.800 ± 0.010 | 1.000 ± 0.020 |" in ablation_markdown(tmp_path)
 
 
