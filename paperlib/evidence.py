@@ -115,8 +115,9 @@ def plot_freeze_ablation(ablation: dict, path: str | Path) -> Path:
                     marker="o", capsize=3, color=color, label=label)
     for xi, level in zip(x, ablation["levels"]):
         ax.annotate(level["policy"], (xi, level["fid"]), textcoords="offset points", xytext=(4, -12), fontsize=7)
+    ax.set_yscale("log")  # a level that diverges sits orders of magnitude above the rest
     ax.set_xlabel("generator parameters frozen (%)")
-    ax.set_ylabel("FID (digits feature space)")
+    ax.set_ylabel("FID (digits feature space, log scale)")
     ax.set_title(f"Freeze ablation, {ablation['dataset']} mini: {ablation['kimg']:g} kimg, {len(ablation['seeds'])} "
                  f"seeds per point (mean ± sd), {ablation['num']} samples, lr {ablation['lr']:g}", fontsize=9)
     ax.grid(True, alpha=0.3)
