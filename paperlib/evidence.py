@@ -95,7 +95,8 @@ def freeze_ablation(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "
     done = run_jobs(jobs, workers=workers or default_workers(device))
     levels = []
     for policy in FREEZE_POLICIES:
-        mine = [r for job, r in zip(jobs, done) if job.label.startswith(f"ablation {dataset} freeze {policy} seed")]
+        # a job without freeze_policy is the table's own GDD-I run, i.e. the 'gddi' policy
+        mine = [r for job, r in zip(jobs, done) if job.overrides.get("freeze_policy", "gddi") == policy]
         levels.append(dict(policy=policy, **aggregate_runs(mine, list(seeds))))
     out = dict(dataset=dataset, scale="mini", preset=preset, lr=lr, num=eval_num, seeds=list(seeds),
                kimg=levels[0].get("kimg"), levels=levels)

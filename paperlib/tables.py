@@ -183,10 +183,10 @@ class TableRequest:
         return list(self.seeds) or SCALE_DEFAULTS[self.scale]["seeds"]
 
     def describe(self) -> str:
-        """What :func:`build_table` will do and where it writes, in a few lines (shown before anything runs)."""
-        methods = [m for m in self.methods if self.scale != "paper" or m not in MINI_ONLY_METHODS]
-        runs = len(methods) * len(self.training_seeds)
-        lines = [f"{self.dataset} table at {self.scale} scale: {runs} training runs ({', '.join(methods)}; seeds "
+        """What :func:`build_table` will do and where it writes, in a few lines (shown, after :meth:`validate`,
+        before anything runs)."""
+        runs = len(self.methods) * len(self.training_seeds)
+        lines = [f"{self.dataset} table at {self.scale} scale: {runs} training runs ({', '.join(self.methods)}; seeds "
                  f"{self.training_seeds}; {'preset budget' if not self.kimg else f'{self.kimg:g} kimg'}), "
                  f"{self.num} samples per FID; finished runs are reused, unfinished ones resumed.",
                  f"writes {Path(self.results) / self.dataset / self.scale / 'table.json'} and "
