@@ -53,7 +53,7 @@ case "$scale" in
     python -m paperlib ablation --dataset digits
     notebook tables "mini" -y "{scales: [mini]}" -p readme README.md ;;
   mini-cond)
-    notebook fid_table "digits-cond-mini" -p scale mini -p dataset digits-cond "${params[@]}"
+    notebook fid_table "digits-cond-mini" -p scale mini -p dataset digits-cond -p train true "${params[@]}"
     notebook tables "mini" -y "{scales: [mini]}" -p readme README.md ;;
   smoke|mini)
     out=()  # smoke results stay out of the committed results/ and figures/
@@ -61,7 +61,7 @@ case "$scale" in
     datasets=(digits)
     [[ "$scale" == smoke ]] && datasets=(digits digits-cond)
     for dataset in "${datasets[@]}"; do
-      notebook fid_table "$dataset-$scale" -p scale "$scale" -p dataset "$dataset" "${out[@]}" "${params[@]}"
+      notebook fid_table "$dataset-$scale" -p scale "$scale" -p dataset "$dataset" -p train true "${out[@]}" "${params[@]}"
     done
     notebook training_curves "$scale" -p scale "$scale" "${out[@]}"
     notebook layer_activation "$scale" -p scale "$scale" "${out[@]}"

@@ -112,30 +112,44 @@ def progress_grid(progress: str | os.PathLike, path: str | os.PathLike, title: s
     return save_grid(np.concatenate(rows), path, nrow=count, title=f"{title}\nrows: kimg {label}", pixels_per_inch=12)
 
 
-def plot_figure_1a(own_points: list[dict], path: str | os.PathLike) -> Path:
+# Label offsets (points) that keep Figure 1A's crowded labels apart: DMD, SiD (1e5 K) and CTM sit within a factor 2.
+_FIGURE_1A_LABELS = {"DMD": (6, 3, "left"), "SiD (1e5 K)": (6, -11, "left"), "CTM": (-7, -3, "right")}
+
+
+def plot_figure_1a(own_points: list[dict], path: str | os.PathLike, curve_num: int | None = None) -> Path:
     """The paper's Figure 1A (one-step methods on ImageNet 64x64: FID against training images, log x; here log y too), with
     paperlib's points overlaid. ``own_points``: dicts with ``label`` (naming scale, dataset and feature space),
-    ``mimg`` (training images in millions) and ``fid``; optionally ``curve`` = (mimg list, fid list)."""
+    ``mimg`` (training images in millions) and ``fid``; optionally ``curve`` = (mimg list, fid list), the FID
+    recorded during training from ``curve_num`` samples (fewer than the table's, so it reads higher)."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5.2))
     for name, mimg, fid in FIGURE_1A:
         color = "tab:red" if name.startswith("GDD") else "tab:blue"
         ax.scatter(mimg, fid, color=color, zorder=3)
-        ax.annotate(name, (mimg, fid), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        dx, dy, ha = _FIGURE_1A_LABELS.get(name, (4, 4, "left"))
+        ax.annotate(name, (mimg, fid), textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=8)
+    handles = [Line2D([], [], color="tab:red", marker="o", ls="", label="GDD, GDD-I (paper, ImageNet 64)"),
+               Line2D([], [], color="tab:blue", marker="o", ls="", label="other one-step methods (paper, ImageNet 64)")]
     markers = iter("s^DvP*X")
     for point in own_points:
         marker = next(markers, "o")
         if point.get("curve"):
             ax.plot(*point["curve"], color="tab:green", alpha=0.5, lw=1)
-        ax.scatter(point["mimg"], point["fid"], color="tab:green", marker=marker, zorder=4, label=point["label"])
+        handles.append(ax.scatter(point["mimg"], point["fid"], color="tab:green", marker=marker, zorder=4,
+                                  label=point["label"]))
+    if any(p.get("curve") for p in own_points):
+        samples = f"{curve_num:,} samples" if curve_num else "fewer samples"
+        handles.append(Line2D([], [], color="tab:green", alpha=0.5, lw=1,
+                              label=f"paperlib FID during training ({samples}: reads higher than the table's points)"))
     ax.set_xscale("log")
     ax.set_yscale("log")  # the paper's axis is linear (0-16); log keeps digits FIDs and ImageNet FIDs both readable
     ax.set_xlabel("training images (millions, log scale)")
     ax.set_ylabel("FID (log scale)")
-    ax.set_title("Figure 1A redrawn: reported one-step methods on ImageNet 64x64 (Inception FID, read from the figure)\n"
+    ax.set_title("Figure 1A redrawn: one-step methods on ImageNet 64x64 (Inception FID, read from the figure);\n"
                  "green: paperlib runs, each at the scale, dataset and feature space of its label", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    if own_points:
-        ax.legend(fontsize=7, loc="upper right")
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=1, frameon=False)
+    fig.tight_layout(rect=(0, 0.032 * len(handles), 1, 1))  # room for the legend below the axes
     return save_figure(fig, path)

@@ -153,20 +153,24 @@ def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, .
 
 
 def save_table_png(table: dict, path: str | os.PathLike) -> Path:
-    """Draw one FID table (its main columns) as a PNG with matplotlib."""
+    """Draw one FID table (its main columns, mean ± sd over runs as in the markdown) as a PNG with matplotlib,
+    the figure sized to its rows so no blank band surrounds it."""
     import matplotlib.pyplot as plt
 
-    columns = dict(row=0, fid=2, fid_test=2, precision=3, recall=3, memorisation=3, kimg=0, reported_fid=2)  # decimals
-    heads = ("", "FID (train)", "FID (held-out)", "precision", "recall", "memorisation", "kimg", "reported FID")
-    cells = [[format_number(row.get(c), digits) for c, digits in columns.items()] for row in table["rows"]]
-    fig, ax = plt.subplots(figsize=(11, 0.32 * len(cells) + 0.8))
+    decimals = dict(fid=2, fid_test=2, precision=3, recall=3, memorisation=3)
+    heads = ("", "FID (train)", "FID (held-out)", "precision", "recall", "memorisation", "runs", "kimg", "reported FID")
+    cells = [[row["row"], *(mean_sd(row, c, d) for c, d in decimals.items()), str(len(row.get("seeds") or [1])),
+              format_number(row.get("kimg"), 0), format_number(row.get("reported_fid"))] for row in table["rows"]]
+    height = 0.25 * (len(cells) + 1)
+    fig = plt.figure(figsize=(11, height + 0.35))
+    ax = fig.add_axes((0, 0, 1, height / (height + 0.35)))  # the table fills this box; the title sits above it
     ax.set_axis_off()
-    grid = ax.table(cellText=cells, colLabels=heads, loc="center", cellLoc="right", colLoc="right")
+    grid = ax.table(cellText=cells, colLabels=heads, cellLoc="right", colLoc="right", bbox=(0, 0, 1, 1))
     grid.auto_set_font_size(False)
     grid.set_fontsize(8)
-    grid.auto_set_column_width(list(range(len(columns))))
-    ax.set_title(f"{table['dataset']}, {table['scale']} scale: {table['eval_num']} samples, {table['feature_net']}",
-                 fontsize=9)
+    grid.auto_set_column_width(list(range(len(heads))))
+    fig.suptitle(f"{table['dataset']}, {table['scale']} scale: {table['eval_num']} samples per run, mean ± sd over "
+                 f"runs; features: {table['feature_net']}", fontsize=9, y=1 - 0.05 / (height + 0.35))
     return save_figure(fig, path, dpi=130)
 
 

@@ -29,7 +29,7 @@ from paperlib.checkpoints import load_network
 from paperlib.curves import collect_progress, mean_curve
 from paperlib.data import digits_dataset
 from paperlib.diffusion import nfe_of
-from paperlib.experiments import best_snapshot
+from paperlib.experiments import best_snapshot, cached_result
 from paperlib.grids import nearest_neighbour_grid, save_grid
 from paperlib.io import ROOT, atomic_write_bytes, file_sha256, resolve_device
 from paperlib.metrics import DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8, real_data_floor
@@ -192,12 +192,44 @@ class TableRequest:
                  f"writes {Path(self.results) / self.dataset / self.scale / 'table.json'} and "
                  f"{Path(self.figures) / f'table_{self.dataset}_{self.scale}.md'} (+ sample grids there)"]
         if self.scale == "mini":
-            lines.append("mini: about an hour on 2 CPU cores from scratch (one run per core); seconds when every run "
-                         "is done")
+            missing = len(runs_to_train(self))
+            workers = self.workers or default_workers(self.device)
+            lines.append(f"{runs - missing} of {runs} runs are finished in {self.runs}/; " + (
+                f"the other {missing} take roughly {MINI_RUN_MINUTES * missing / workers:.0f} min to train here "
+                f"({workers} at once, about {MINI_RUN_MINUTES} min per 48-kimg run per CPU core)" if missing
+                else "the table takes about a minute"))
         if self.scale == "smoke":
             lines.insert(0, "SMOKE SCALE: tiny networks trained for seconds; the numbers test the code and mean "
                             "nothing about the method.")
         return "\n".join(lines)
+
+
+MINI_RUN_MINUTES = 12  # one 48-kimg projected-D run on one core of a 2-core machine (measured 2026-11)
+
+
+def runs_to_train(request: TableRequest) -> list[Job]:
+    """The mini-scale training runs of ``request`` that have no finished result in its runs folder (none at the
+    other scales: smoke trains in seconds, paper scale runs its own commands)."""
+    if request.scale != "mini":
+        return []
+    return [job for job in mini_jobs(request)
+            if cached_result(job.preset, job.run_dir, job.eval_num, **job.overrides) is None]
+
+
+def table_or_committed(request: TableRequest, train: bool) -> tuple[dict, str]:
+    """The table a notebook shows: :func:`build_table` when ``train`` is set or nothing needs training, else the
+    committed ``table.json`` (a fresh clone has the results but not the ignored ``runs/``), so "Run all" never
+    starts an hour of training unasked. Returns (table, a line saying which it is)."""
+    missing = runs_to_train(request)
+    if train or not missing:
+        return build_table(request), f"built from the runs in {request.runs}/"
+    path = Path(request.results) / request.dataset / request.scale / "table.json"
+    if not path.exists():
+        raise TableError(f"{len(missing)} training runs are missing and there is no {path} to show: set train = True "
+                         f"to train them (or run ./run_all.sh {request.scale})")
+    return json.loads(path.read_text()), (
+        f"showing the committed {path}: {len(missing)} of its training runs are not in {request.runs}/ (a fresh "
+        f"clone has results, not runs); set train = True to retrain them (./run_all.sh {request.scale} does)")
 
 
 def build_table(request: TableRequest) -> dict:
@@ -491,8 +523,14 @@ def to_markdown(table: dict) -> str:
     sources = [f"{r['row']}: {r['reported_source']}" for r in table["rows"] if r.get("reported_fid") is not None]
     note = (f"\n{table['dataset']} at {table['scale']} scale; {table['eval_num']} samples per model and run (seeds 0..; "
             f"the teacher's NFE-35 row: one disjoint range of seeds per run), features: {table['feature_net']}. "
-            f"'runs': training seeds (or seed ranges) behind a row, shown as mean ± sample sd; 'train s': training "
-            f"wall time per run, evaluations excluded.")
+            f"Columns: 'FID (train)' against the training split (the paper's protocol), 'FID (held-out)' against "
+            f"images no model saw; 'KID': clean-fid's unbiased kernel distance (cubic kernel) in the same features, "
+            f"raw units (it scales with the features' magnitude and can dip below 0 when two sets are alike); "
+            f"'precision'/'recall': k-NN manifold precision and recall (k = 3) against the training split; "
+            f"'memorisation': mean distance of samples to their nearest training image over that of held-out images "
+            f"(about 1 for fresh data, well below 1 for copies); 'runs': training seeds (or seed ranges) behind a "
+            f"row, shown as mean ± sample sd; 'train s': training wall time per run, evaluations excluded; "
+            f"'frozen': the generator's frozen fraction of parameters.")
     if table["scale"] == "paper":
         note += (" Trained rows: the final EMA generator and the snapshot (every 250 kimg) of lowest FID, which is how"
                  " the authors chose their released checkpoints; the reported FIDs stand beside the best snapshot.")

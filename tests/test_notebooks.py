@@ -146,14 +146,21 @@ def test_only_the_mini_scale_writes_the_committed_folders():
 
 
 def test_notebooks_at_their_defaults_on_the_committed_results(tmp_path):
-    """A fresh clone has the committed mini results but no runs/: training_curves and tables run at their own
-    defaults from those files alone (into a copy, so the repository is not touched), and layer_activation, which
-    needs the trained networks, stops in its first cell with a message naming the command that makes them."""
+    """A fresh clone has the committed mini results but no runs/: fid_table shows the committed table (it
+    trains nothing unasked), training_curves and tables run at their own defaults from those files alone (into
+    a copy, so the repository is not touched), and layer_activation, which needs the trained networks, stops
+    in its first cell with a message naming the command that makes them."""
     import shutil
 
     root = NOTEBOOKS.parent
     shutil.copytree(root / "results", tmp_path / "results", ignore=shutil.ignore_patterns("notebooks"))
     dirs = dict(results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"))
+    committed = (tmp_path / "results" / "digits" / "mini" / "table.json").read_bytes()
+    out = run("fid_table", tmp_path, runs_dir=str(tmp_path / "runs"), **dirs)  # no runs: shows, does not train
+    printed = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.outputs)
+    assert "0 of 12 runs are finished" in printed and "showing the committed" in printed
+    assert (tmp_path / "results" / "digits" / "mini" / "table.json").read_bytes() == committed
+    assert not (tmp_path / "runs").exists()
     run("training_curves", tmp_path, **dirs)
     assert (tmp_path / "figures" / "training_curves_digits_mini.png").stat().st_size > 0
     assert (tmp_path / "figures" / "progress_digits_mini_gddi.png").stat().st_size > 0
