@@ -102,14 +102,14 @@ def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title
 
 
 def progress_grid(progress: str | os.PathLike, path: str | os.PathLike, title: str, count: int = 8) -> Path:
-    """Samples of the first ``count`` progress seeds, one row per recorded point of training (top: earliest),
-    from a file of :func:`collect_progress` (or a run folder, gathered on the fly)."""
+    """Samples of the first ``count`` progress seeds, one row per recorded point of training (top: earliest; each
+    labelled with its kimg), from a file of :func:`collect_progress` (or a run folder, gathered on the fly)."""
     if Path(progress).is_dir():
         progress = collect_progress(progress, Path(progress) / "progress.npz")
     with np.load(progress) as data:
         rows, kimgs = [im[:count] for im in data["images"]], data["kimg"].tolist()
-    label = ", ".join(f"{k:g}" for k in kimgs)
-    return save_grid(np.concatenate(rows), path, nrow=count, title=f"{title}\nrows: kimg {label}", pixels_per_inch=12)
+    return save_grid(np.concatenate(rows), path, nrow=count, title=title, pixels_per_inch=12,
+                     row_labels=[f"{k:.0f} kimg" for k in kimgs])
 
 
 # Label offsets (points) that keep Figure 1A's crowded labels apart: DMD, SiD (1e5 K) and CTM sit within a factor 2.

@@ -24,8 +24,9 @@ def tile(images: np.ndarray, nrow: int, gap: int = 0, gap_value: int = 128) -> n
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title: str | None = None,
-              pixels_per_inch: float = 16) -> Path:
-    """Draw uint8 images [N, C, H, W] as a grid and save it as PNG; returns the path."""
+              pixels_per_inch: float = 16, row_labels: list[str] | None = None) -> Path:
+    """Draw uint8 images [N, C, H, W] as a grid and save it as PNG, with ``row_labels`` (one per row of the grid)
+    at the left when given; returns the path."""
     import matplotlib.pyplot as plt
 
     picture = tile(images, nrow, gap=1)
@@ -33,7 +34,14 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title:
     fig, ax = plt.subplots(figsize=(max(2.0, width), max(1.0, height) + (0.3 if title else 0)))
     ax.imshow(picture[:, :, 0] if picture.shape[2] == 1 else picture, cmap="gray" if picture.shape[2] == 1 else None,
               vmin=0, vmax=255, interpolation="nearest")
-    ax.set_axis_off()
+    ax.set_xticks([])
+    ax.set_frame_on(False)
+    if row_labels:
+        cell = images.shape[2] + 1  # a row of images and its gap
+        ax.set_yticks([cell * i + images.shape[2] / 2 for i in range(len(row_labels))], row_labels, fontsize=8)
+        ax.tick_params(left=False)
+    else:
+        ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
