@@ -21,11 +21,16 @@ generator (GDD-I). Definitions (also stated in ``notebooks/layer_activation.ipyn
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm  # a widget in JupyterLab, plain text elsewhere
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # a kernel without ipywidgets (papermill's) gets text bars, not a pink warning box
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm  # a widget in JupyterLab, plain text elsewhere
 
 from paperlib.io import resolve_device
 from paperlib.nets.layers import Conv2d
