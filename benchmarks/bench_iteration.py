@@ -2,8 +2,9 @@
 
 An iteration is what the training loop does per batch: the generator step, the discriminator step on fresh fakes,
 lazy R1 (every 16 iterations, so its cost is amortised by timing 16 consecutive iterations that contain one) and
-the EMA update; it runs the real ``paperlib.train`` objective. Widths: mini (small discriminator, batch 64) and
-CIFAR-10 (projected discriminator with random backbone weights, batch 8 on CPU). GDD-I freezes the paper's set
+the EMA update; it runs the real ``paperlib.train`` objective. Widths: mini (small discriminator, batch 64),
+CIFAR-10 (projected discriminator with random backbone weights, batch 8 on CPU) and mini-projected (the mini presets'
+projected discriminator on the shipped digits backbones, batch 64, BatchNorm over 64). GDD-I freezes the paper's set
 (``paperlib.freezing`` level 1), so its frozen weights get no gradient, no optimizer state and no EMA work.
 
 Speed options of ``TrainConfig`` can be switched on for both methods: ``--tf32`` (CUDA), ``--channels-last`` and
@@ -26,11 +27,16 @@ import warnings
 from common import machine, measure_row, peak_memory_mb, write_json
 
 SETTINGS = {"mini": dict(batch=64, discriminator="small", discriminator_kwargs={}),
+            # the mini presets' discriminator: the paper's projected one with the shipped digits backbones
+            "mini-projected": dict(arch="mini", batch=64, discriminator="projected", bn_group=64,
+                                   discriminator_kwargs=dict(backbones="digits", width=0.125)),
             "cifar10": dict(batch=8, discriminator="projected", discriminator_kwargs=dict(backbones="vgg16_bn+lite0"))}
 
 
-def run_iterations(width: str, freeze_level: int, device: str, iterations: int, batch: int | None, options: dict) -> dict:
-    """Build a random teacher at ``width``, then time ``iterations`` GDD iterations after one warm-up (child process)."""
+def run_iterations(width: str, freeze_level: int, device: str, iterations: int, batch: int | None, options: dict,
+                   threads: int = 0) -> dict:
+    """Build a random teacher at ``width``, then time ``iterations`` GDD iterations after one warm-up (child process;
+    ``threads`` torch threads, 0 for torch's default)."""
     import copy
 
     import torch
@@ -47,14 +53,16 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
     configure_backends(dev, options.get("tf32", False) or options.get("fast_d", False))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    arch = GENERATOR_CONFIGS[width]
+    if threads:
+        torch.set_num_threads(threads)
     setting = dict(SETTINGS[width], **({"batch": batch} if batch else {}))
+    arch = GENERATOR_CONFIGS[setting.pop("arch", width)]
     with tempfile.TemporaryDirectory() as tmp:
         teacher = f"{tmp}/teacher.safetensors"
         save_network(EDMPrecond(**arch), teacher)
         cfg = TrainConfig(objective="gdd", teacher=teacher, freeze_level=freeze_level, batch=setting["batch"],
                           discriminator=setting["discriminator"], discriminator_kwargs=setting["discriminator_kwargs"],
-                          r1_gamma=1e-4, r1_interval=16, device=device, **options)
+                          bn_group=setting.get("bn_group", 0), r1_gamma=1e-4, r1_interval=16, device=device, **options)
         objective = GDDObjective(cfg, DistInfo(), None, dev)
     ema = copy.deepcopy(objective.net).eval().requires_grad_(False)
     speed_up(objective, cfg)
@@ -104,6 +112,7 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="measure every row in this process")
     parser.add_argument("--iterations", type=int, default=16)
     parser.add_argument("--batch", type=int, default=None, help="override the per-width batch")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default; mini runs use 1)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -116,14 +125,14 @@ def main() -> None:
     levels = [{"gdd": 0, "gdd-i": 1}[m] for m in methods]
     rows = []
     print(f"options: {options}")
-    print(f"{'width':<10}{'method':<8}{'mode':<10}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
+    print(f"{'width':<15}{'method':<8}{'mode':<10}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
     for width in args.widths.split(","):
         seconds = {}
         for mode in modes:
             for level in levels:
-                label = f"{width:<10}{'GDD-I' if level else 'GDD':<8}{mode:<10}"
+                label = f"{width:<15}{'GDD-I' if level else 'GDD':<8}{mode:<10}"
                 kwargs = dict(width=width, freeze_level=level, device=args.device, iterations=args.iterations,
-                              batch=args.batch, options=dict(options, fast_d=mode == "fast"))
+                              batch=args.batch, options=dict(options, fast_d=mode == "fast"), threads=args.threads)
                 r = measure_row(rows, label, run_iterations, in_process=args.in_process, **kwargs)
                 if r is None:
                     continue
