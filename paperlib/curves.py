@@ -76,7 +76,7 @@ def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title
     import matplotlib.pyplot as plt
     from matplotlib.ticker import ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 6.2))  # 960 px wide: a notebook shows it at full size
     for (label, curve), color in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
         if not curve["kimg"]:
             continue
@@ -96,8 +96,9 @@ def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title
     ax.set_ylabel("FID (digits feature space)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, not over the curves
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, frameon=False)  # below, not over the curves
+    fig.tight_layout(rect=(0, 0.024 * -(-len(labels) // 2) + 0.01, 1, 1))
     return save_figure(fig, path)
 
 

@@ -6,7 +6,10 @@ freeze ablation (FID against the frozen fraction of the generator). Both train m
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
+
+import numpy as np
 
 from paperlib.freezing import FREEZE_POLICIES
 from paperlib.io import atomic_write_bytes, save_figure
@@ -106,21 +109,26 @@ def freeze_ablation(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "
 
 
 def plot_freeze_ablation(ablation: dict, path: str | Path) -> Path:
-    """FID (training and held-out split) against the frozen fraction, mean ± sd over seeds, one point per policy."""
+    """FID (training and held-out split) per freeze policy, ordered by frozen fraction: each seed's value as a dot
+    and the mean ± sd as a bar (log y: a level that diverges sits orders of magnitude above the rest)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    x = [100 * level["frozen_fraction"] for level in ablation["levels"]]
-    for key, label, color in (("fid", "FID (train)", "tab:blue"), ("fid_test", "FID (held-out)", "tab:orange")):
-        ax.errorbar(x, [lv[key] for lv in ablation["levels"]], yerr=[lv.get(f"{key}_sd") or 0 for lv in ablation["levels"]],
-                    marker="o", capsize=3, color=color, label=label)
-    for xi, level in zip(x, ablation["levels"]):
-        ax.annotate(level["policy"], (xi, level["fid"]), textcoords="offset points", xytext=(4, -12), fontsize=7)
-    ax.set_yscale("log")  # a level that diverges sits orders of magnitude above the rest
-    ax.set_xlabel("generator parameters frozen (%)")
+    levels = ablation["levels"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = np.arange(len(levels))
+    for key, label, color, dx in (("fid", "FID (train)", "tab:blue", -0.1), ("fid_test", "FID (held-out)",
+                                                                            "tab:orange", 0.1)):
+        ax.errorbar(x + dx, [lv[key] for lv in levels], yerr=[lv.get(f"{key}_sd") or 0 for lv in levels],
+                    marker="o", capsize=3, color=color, label=f"{label}: mean ± sd")
+        for xi, lv in zip(x, levels):
+            runs = lv.get(f"{key}_runs") or [lv[key]]
+            ax.scatter(np.full(len(runs), xi + dx + 0.06), runs, s=10, color=color, alpha=0.5, zorder=3)
+    names = [textwrap.fill(lv["policy"].replace("-", " "), 13) for lv in levels]  # wrapped: the ticks stay apart
+    ax.set_xticks(x, [f"{n}\n{100 * lv['frozen_fraction']:.1f}% frozen" for n, lv in zip(names, levels)], fontsize=8)
+    ax.set_yscale("log")
     ax.set_ylabel("FID (digits feature space, log scale)")
-    ax.set_title(f"Freeze ablation, {ablation['dataset']} mini: {ablation['kimg']:g} kimg, {len(ablation['seeds'])} "
-                 f"seeds per point (mean ± sd), {ablation['num']} samples, lr {ablation['lr']:g}", fontsize=9)
-    ax.grid(True, alpha=0.3)
+    ax.set_title(f"Freeze ablation, {ablation['dataset']} mini: {ablation['kimg']:g} kimg, lr {ablation['lr']:g}, "
+                 f"{len(ablation['seeds'])} seeds per policy (dots: each seed), {ablation['num']:,} samples", fontsize=9)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -124,6 +124,17 @@ def test_ablation_table(tmp_path):
     assert "| 82.0% | gddi | 5.00 ± 0.50 | 9.00 ± 1.00 | 0.800 ± 0.010 | 1.000 ± 0.020 |" in ablation_markdown(tmp_path)
 
 
+def test_ablation_figure_draws_every_seed_and_a_diverged_level(tmp_path):
+    from paperlib.evidence import plot_freeze_ablation
+
+    levels = [dict(policy=p, frozen_fraction=f, fid=m, fid_sd=m / 4, fid_runs=[m * 0.8, m, m * 1.2], fid_test=m,
+                   fid_test_sd=m / 4, fid_test_runs=[m * 0.8, m, m * 1.2])
+              for p, f, m in (("none", 0.0, 1300.0), ("gddi", 0.82, 45.0), ("all-but-norm-embedding", 0.899, 60.0))]
+    ablation = dict(dataset="digits", kimg=48.0, lr=1e-3, seeds=[1, 2, 3], num=10000, levels=levels)
+    path = plot_freeze_ablation(ablation, tmp_path / "ablation.png")
+    assert path.stat().st_size > 10_000
+
+
 def test_paper_table_reports_the_final_and_the_best_snapshot(tmp_path):
     """A paper table whose runs are done (their outputs exist, so nothing runs): each method gets its final EMA row
     and its lowest-FID snapshot row, and the reported FID stands beside the best snapshot, as the authors chose it."""
