@@ -5,9 +5,12 @@ them (between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` markers).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
+
+import numpy as np
 
 from paperlib.analysis import verdict
 from paperlib.io import atomic_write_bytes, save_figure
@@ -139,7 +142,39 @@ def ablation_markdown(results: str | os.PathLike = "results") -> str:
             lines.append(f"| {100 * lv['frozen_fraction']:.1f}% | {lv['policy']} | {mean_sd(lv, 'fid')} | "
                          f"{mean_sd(lv, 'fid_test')} | {mean_sd(lv, 'recall', 3)} | {mean_sd(lv, 'memorisation', 3)} |")
         parts.append("\n".join(lines))
+        parts.append(ablation_comparisons_markdown(ab))
     return "\n\n".join(parts)
+
+
+ABLATION_RULE = ("GDD-I's freeze set (policy 'gddi') is compared with every other policy at the same rate and budget "
+                 "by Welch's t over seeds on log FID (the levels span orders of magnitude when a level diverges, so "
+                 "differences are compared as ratios): 'holds' if the 95% interval of GDD-I's FID ratio to the other "
+                 "policy lies wholly below 1, 'does not hold' if wholly above, else 'inconclusive'; on the "
+                 "training-split FID, with the held-out FID beside.")
+
+
+def _ratio_test(a: dict, b: dict, key: str) -> dict:
+    """Welch's interval of log(a) - log(b) over seeds, as a ratio of geometric means with its 95% interval."""
+    interval = welch_interval(np.log(_values(a, key)), np.log(_values(b, key)))
+    ratio, low, high = (math.exp(interval[k]) for k in ("diff", "low", "high"))
+    return dict(verdict=decide(interval, "negative"), evidence=f"ratio {ratio:.2f}, 95% CI [{low:.2f}, {high:.2f}]")
+
+
+def ablation_comparisons_markdown(ablation: dict) -> str:
+    """GDD-I's freeze set against each other policy of one freeze ablation, by :data:`ABLATION_RULE`."""
+    levels = {lv["policy"]: lv for lv in ablation["levels"]}
+    gddi = levels.get("gddi")
+    if gddi is None:
+        return ""
+    lines = [f"Rule, fixed after the 8-kimg pilot and before the 48-kimg results: {ABLATION_RULE}\n"]
+    for policy, lv in levels.items():
+        if policy == "gddi":
+            continue
+        train, held_out = (_ratio_test(gddi, lv, key) for key in ("fid", "fid_test"))
+        lines.append(f"- GDD-I's set below '{policy}' ({100 * lv['frozen_fraction']:.1f}% frozen; FID "
+                     f"{mean_sd(gddi, 'fid')} vs {mean_sd(lv, 'fid')}): **{train['verdict']}** on the training-split "
+                     f"FID ({train['evidence']}); on the held-out FID: {held_out['verdict']} ({held_out['evidence']}).")
+    return "\n".join(lines)
 
 
 def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, ...] = ("mini", "paper")) -> str:

@@ -124,6 +124,21 @@ def test_ablation_table(tmp_path):
     assert "| 82.0% | gddi | 5.00 ± 0.50 | 9.00 ± 1.00 | 0.800 ± 0.010 | 1.000 ± 0.020 |" in ablation_markdown(tmp_path)
 
 
+def test_ablation_comparisons_use_ratios_so_a_diverged_level_decides():
+    from paperlib.report import ablation_comparisons_markdown
+
+    def level(policy, runs):
+        return dict(policy=policy, frozen_fraction=0.5, fid=sum(runs) / 3, fid_runs=runs, fid_test=sum(runs) / 3,
+                    fid_test_runs=runs)
+
+    ablation = dict(levels=[level("none", [585.0, 1143.0, 2155.0]), level("gddi", [38.0, 52.0, 44.0]),
+                            level("gddi+skip+aux", [42.0, 39.0, 58.0])])
+    text = ablation_comparisons_markdown(ablation)
+    assert "below 'none'" in text and "**holds** on the training-split FID (ratio 0.04" in text
+    assert "below 'gddi+skip+aux'" in text and "**inconclusive**" in text
+    assert ablation_comparisons_markdown(dict(levels=[level("none", [1.0, 2.0, 3.0])])) == ""
+
+
 def test_ablation_figure_draws_every_seed_and_a_diverged_level(tmp_path):
     from paperlib.evidence import plot_freeze_ablation
 
