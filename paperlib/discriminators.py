@@ -361,9 +361,38 @@ class ProjectedDiscriminator(nn.Module):
         self.fast = False
         self._exact = False
         self._compiled: list | None = None
+        self._real_index: dict[bytes, int] | None = None  # image bytes -> row of _real_maps
+        self._real_maps: list[list[torch.Tensor]] = []    # per backbone, per level: [N, C_l, R_l, R_l]
 
     def trainable_parameters(self):
         return self.heads.parameters()
+
+    @torch.no_grad()
+    def cache_real_features(self, images: torch.Tensor, batch: int) -> None:
+        """Compute the frozen feature maps (backbone and random projection) of every training image [N, C, R, R]
+        once, in batches of ``batch`` images (this process's training batch), and reuse them whenever a batch of
+        those exact images comes back without needing an input gradient: the discriminator step on reals (R1 needs
+        the gradient and recomputes). A map depends on the batch size the convolutions see, not on the other images
+        in the batch, so a looked-up map equals a recomputed one bit for bit (tested); the last chunk is therefore
+        padded to ``batch`` images. For in-memory datasets (digits: about 100 KB per image)."""
+        n = len(images)
+        chunks = [images[i:i + batch] for i in range(0, n, batch)]
+        chunks[-1] = torch.cat([chunks[-1], images[:batch - len(chunks[-1])]])
+        self._real_maps = []
+        for k in range(len(self.features)):
+            per_chunk = [self._feature_maps(k, chunk) for chunk in chunks]
+            self._real_maps.append([torch.cat([maps[level] for maps in per_chunk])[:n]
+                                    for level in range(len(per_chunk[0]))])
+        self._real_index = {key: i for i, key in enumerate(_image_keys(images))}
+
+    def _cached_maps(self, x: torch.Tensor) -> list[list[torch.Tensor]] | None:
+        if self._real_index is None or x.requires_grad:
+            return None
+        rows = [self._real_index.get(key) for key in _image_keys(x)]
+        if None in rows:
+            return None
+        index = torch.tensor(rows, device=self._real_maps[0][0].device)
+        return [[level[index] for level in maps] for maps in self._real_maps]
 
     def enable_fast(self, compile: bool = False) -> None:
         """Opt-in speed (``TrainConfig.fast_d``): the frozen feature networks run in bf16 autocast on channels-last
@@ -396,11 +425,18 @@ class ProjectedDiscriminator(nn.Module):
         return [m.float() for m in maps]
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
+        cached = self._cached_maps(x)
         logits = []
         for k, heads in enumerate(self.heads):
-            maps = self._feature_maps(k, x)
+            maps = cached[k] if cached is not None else self._feature_maps(k, x)
             logits.append(torch.cat([head(m, labels) for head, m in zip(heads, maps)], dim=1))
         return logits
+
+
+def _image_keys(images: torch.Tensor) -> list[bytes]:
+    """Each image's bytes: the key under which its cached feature maps are found."""
+    flat = images.detach().to("cpu", torch.float32).contiguous().flatten(1).numpy()
+    return [row.tobytes() for row in flat]
 
 
 def _class_embedding(source: torch.Tensor | str | None) -> torch.Tensor | None:

@@ -370,6 +370,10 @@ class GDDObjective(Objective):
         self.extra_modules["D"] = self.D
         if cfg.fast_d:
             self.D.enable_fast(compile=device.type == "cuda")
+        if cfg.discriminator == "projected" and isinstance(dataset, InMemoryDataset) and not cfg.channels_last:
+            # The reals' frozen features, computed once instead of every D step (bit for bit the same maps).
+            reals = torch.stack([dataset[i][0] for i in range(len(dataset))]).to(device)
+            self.D.cache_real_features(reals, cfg.batch // dist_info.world)
         self.D_params = [p for p in self.D.trainable_parameters() if p.requires_grad]
         # StyleGAN2's lazy-regularisation correction of the D optimizer (R1 every r1_interval steps).
         ratio = cfg.r1_interval / (cfg.r1_interval + 1)

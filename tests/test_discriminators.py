@@ -241,3 +241,28 @@ def test_projected_discriminator_width_scales_projections_and_heads():
     assert [l.shape for l in logits] == [l.shape for l in full(torch.rand(4, 1, 8, 8) * 2 - 1, None)]
     with pytest.raises(ValueError, match="width: expected a fraction in \\(0, 1\\]"):
         ProjectedDiscriminator("digits", width=2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cached_real_features_give_the_recomputed_logits_bit_for_bit(threads):
+    """The mini discriminator's features of the training images are computed once (in batches of the training
+    batch) and looked up for any batch of those images; the logits equal a full recomputation exactly, a batch with
+    an unknown image or one that needs an input gradient (R1) is recomputed."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        D = ProjectedDiscriminator("digits", width=0.125, bn_group=64)
+        reals = (torch.randint(0, 256, (150, 1, 8, 8)).float() / 127.5 - 1)
+        D.cache_real_features(reals, batch=64)
+        plain = copy.deepcopy(D)  # the heads' spectral norms step at every call: compare twins, call for call
+        plain._real_index = None
+        for _ in range(3):
+            batch = reals[torch.randperm(150)[:64]]
+            assert D._cached_maps(batch) is not None
+            assert all(torch.equal(a, b) for a, b in zip(D(batch, None), plain(batch, None)))
+        unknown = torch.cat([reals[:63], torch.zeros(1, 1, 8, 8)])
+        assert D._cached_maps(unknown) is None
+        assert D._cached_maps(reals[:64].clone().requires_grad_(True)) is None
+    finally:
+        torch.set_num_threads(previous)

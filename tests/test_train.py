@@ -371,3 +371,29 @@ def test_instance_bank_is_cached_per_teacher_and_visited_once_per_epoch(tmp_path
     summary = train(preset_config("smoke-instance", run_dir=str(tmp_path / "run"), teacher=smoke_teacher,
                                   instance_bank=32, total_kimg=0.032), progress=False)
     assert summary["instance_bank"]["size"] == 32 and (tmp_path / Path(summary["instance_bank"]["file"]).name).exists()
+
+
+def test_mini_run_with_cached_real_features_equals_recomputing_them(tmp_path, monkeypatch):
+    """The mini presets' discriminator looks up the training digits' frozen features instead of recomputing them
+    in every D step (paperlib.discriminators.ProjectedDiscriminator.cache_real_features): two GDD-I iterations (the
+    second generator step meets the D trained on cached reals) give the generator of the cache switched off, bit for bit."""
+    from paperlib.discriminators import ProjectedDiscriminator
+
+    def run(name):
+        train(preset_config("digits-gddi", run_dir=str(tmp_path / name), total_kimg=0.128, snapshot_kimg=0.128,
+                            log_kimg=0.064), progress=False)
+        return load_network(tmp_path / name / "network.safetensors").state_dict()
+
+    hits, lookup = [], ProjectedDiscriminator._cached_maps
+
+    def counted(self, x):
+        maps = lookup(self, x)
+        hits.append(maps is not None)
+        return maps
+
+    monkeypatch.setattr(ProjectedDiscriminator, "_cached_maps", counted)
+    cached = run("cached")
+    assert sum(hits) == 2  # the D step's reals, once per iteration
+    monkeypatch.setattr(ProjectedDiscriminator, "cache_real_features", lambda self, images, batch: None)
+    recomputed = run("recomputed")
+    assert all(torch.equal(cached[k], recomputed[k]) for k in cached)
