@@ -2,17 +2,20 @@
 8x8 networks scale poorly across threads, so a 2-core machine trains two runs side by side with one thread each
 (about 1.3x the throughput of one run on two threads), and a GPU trains several processes at once.
 
-Each finished run prints one progress line (which run, kimg, FID, its time, the estimated time left). A run's
-numbers depend only on its config and its thread count, not on which worker ran it.
+Each finished run prints one progress line (which run, kimg, FID, its time, the estimated time left), and each
+running one a line per FID it records during training (read from its log). A run's numbers depend only on its
+config and its thread count, not on which worker ran it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
+import json
 import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -59,11 +62,27 @@ def default_workers(device: str = "auto") -> int:
     return 6 if cuda else max(1, len(os.sched_getaffinity(0)))
 
 
+def _latest_training_fid(run_dir: str) -> dict | None:
+    """The last metrics line with a FID during training (``eval_fid``) in a run's log, or None."""
+    path = Path(run_dir) / "metrics.jsonl"
+    latest = None
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # the line being written
+                continue
+            if "eval_fid" in row:
+                latest = row
+    return latest
+
+
 def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda line: print(line, flush=True),
-             deadline: float | None = None) -> list[dict | None]:
+             deadline: float | None = None, poll_seconds: float = 30.0) -> list[dict | None]:
     """Run ``jobs`` on ``workers`` processes (``threads`` torch threads each; ``workers=1`` runs them here, one after
     the other, with this process's thread setting) and return their results in the order of ``jobs``. Jobs start in
-    list order; after ``deadline`` (a ``time.time()``) no new job starts, and those not started return None."""
+    list order; after ``deadline`` (a ``time.time()``) no new job starts, and those not started return None. Every
+    ``poll_seconds`` the running jobs' logs are read, and each FID during training they recorded since is printed."""
     started = time.perf_counter()
     results: list[dict | None] = [None] * len(jobs)
 
@@ -84,17 +103,28 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
     context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
     pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
     pending = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+    seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
+    waiting = set(pending)
     try:
-        for future in futures.as_completed(pending):
-            i = pending[future]
-            if future.cancelled():
-                continue
-            results[i] = future.result()
-            report(i)
-            if deadline is not None and time.time() > deadline:
-                cancelled = sum(f.cancel() for f in pending)
-                if cancelled:
-                    log(f"deadline reached: {cancelled} runs not started")
+        while waiting:
+            done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
+            for future in done:
+                i = pending[future]
+                if future.cancelled():
+                    continue
+                results[i] = future.result()
+                report(i)
+                if deadline is not None and time.time() > deadline:
+                    cancelled = sum(f.cancel() for f in pending)
+                    if cancelled:
+                        log(f"deadline reached: {cancelled} runs not started")
+            for future in waiting:  # between finished runs: each running one's FID during training, when new
+                i = pending[future]
+                latest = _latest_training_fid(jobs[i].run_dir) if future.running() else None
+                if latest is not None and latest["kimg"] != seen.get(i):
+                    seen[i] = latest["kimg"]
+                    log(f"  {jobs[i].label}: {latest['kimg']:g} kimg, FID {latest['eval_fid']:.2f} during training "
+                        f"({jobs[i].curve_num:,} samples), {latest['train_seconds'] / 60:.0f} min of training")
     except BaseException:
         # One failed run stops the others at once (their states stay on disk for a resume): its error is the one
         # to read, and waiting for runs of many minutes would hide it. The executor has no public way to stop

@@ -65,6 +65,17 @@ def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
     assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **dict(jobs[0].overrides, lr=1e-3)) is None
 
 
+def test_running_jobs_report_their_latest_fid_during_training(tmp_path):
+    """Between finished runs the pool prints each running run's newest FID during training, read from its log; a
+    line still being written is skipped."""
+    from paperlib.pool import _latest_training_fid
+
+    assert _latest_training_fid(str(tmp_path)) is None  # not started
+    lines = [dict(kimg=4.0, loss_G=1.0), dict(kimg=8.0, eval_fid=60.5, train_seconds=100.0), dict(kimg=12.0)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + '\n{"kimg": 16.0, "eval_')
+    assert _latest_training_fid(str(tmp_path)) == lines[1]
+
+
 def test_pool_stops_at_the_first_failed_run(tmp_path):
     jobs = [Job("bad", "smoke-gdd", str(tmp_path / f"bad{k}"), dict(teacher=str(tmp_path / "missing.safetensors")))
             for k in range(2)]
