@@ -42,6 +42,7 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
     import torch
 
     from paperlib.checkpoints import save_network
+    from paperlib.data import digits_dataset
     from paperlib.precond import EDMPrecond
     from paperlib.presets import GENERATOR_CONFIGS
     from paperlib.train import DistInfo, GDDObjective, SharedNoise, TrainConfig, configure_backends, ema_update, speed_up
@@ -63,12 +64,15 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
         cfg = TrainConfig(objective="gdd", teacher=teacher, freeze_level=freeze_level, batch=setting["batch"],
                           discriminator=setting["discriminator"], discriminator_kwargs=setting["discriminator_kwargs"],
                           bn_group=setting.get("bn_group", 0), r1_gamma=1e-4, r1_interval=16, device=device, **options)
-        objective = GDDObjective(cfg, DistInfo(), None, dev)
+        # mini-projected trains on the digits, whose frozen features the discriminator then caches (as a mini run)
+        dataset = digits_dataset("train", conditional=False) if width == "mini-projected" else None
+        objective = GDDObjective(cfg, DistInfo(), dataset, dev)
     ema = copy.deepcopy(objective.net).eval().requires_grad_(False)
     speed_up(objective, cfg)
     noise = SharedNoise(1, DistInfo(), dev)
     shape = (cfg.batch, arch["img_channels"], arch["img_resolution"], arch["img_resolution"])
-    images = torch.rand(shape, device=dev) * 2 - 1
+    images = (torch.stack([dataset[i][0] for i in range(cfg.batch)]).to(dev) if dataset is not None
+              else torch.rand(shape, device=dev) * 2 - 1)
     if cfg.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.eye(arch["label_dim"], device=dev)[torch.arange(cfg.batch) % arch["label_dim"]] if arch.get("label_dim") else None
