@@ -48,7 +48,7 @@ case "$scale" in
     notebook tables "paper" -y "{scales: [paper]}" -p readme "" -p results_dir runs/paper/results \
       -p figures_dir runs/paper/figures ;;
   mini-sweep)  # 16 kimg per run (a third of the table's budget), seed 0, chosen on the training-split FID
-    python -m paperlib sweep --datasets digits --kimg 16 ;;
+    python -m paperlib sweep --datasets digits,digits-cond --kimg 16 ;;
   mini-ablation)
     python -m paperlib ablation --dataset digits
     notebook tables "mini" -y "{scales: [mini]}" -p readme README.md ;;

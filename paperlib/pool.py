@@ -62,11 +62,12 @@ def default_workers(device: str = "auto") -> int:
     return 6 if cuda else max(1, len(os.sched_getaffinity(0)))
 
 
-def _latest_training_fid(run_dir: str) -> dict | None:
-    """The last metrics line with a FID during training (``eval_fid``) in a run's log, or None."""
+def _latest_training_fid(run_dir: str, since: float = 0.0) -> dict | None:
+    """The last metrics line with a FID during training (``eval_fid``) in a run's log, or None (also when the log
+    was last written before ``since``, a ``time.time()``: a finished run being read back, not trained)."""
     path = Path(run_dir) / "metrics.jsonl"
     latest = None
-    if path.exists():
+    if path.exists() and path.stat().st_mtime >= since:
         for line in path.read_text().splitlines():
             try:
                 row = json.loads(line)
@@ -104,6 +105,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
     pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
     pending = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
     seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
+    wall_start = time.time()
     waiting = set(pending)
     try:
         while waiting:
@@ -120,7 +122,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
                         log(f"deadline reached: {cancelled} runs not started")
             for future in waiting:  # between finished runs: each running one's FID during training, when new
                 i = pending[future]
-                latest = _latest_training_fid(jobs[i].run_dir) if future.running() else None
+                latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
                 if latest is not None and latest["kimg"] != seen.get(i):
                     seen[i] = latest["kimg"]
                     log(f"  {jobs[i].label}: {latest['kimg']:g} kimg, FID {latest['eval_fid']:.2f} during training "

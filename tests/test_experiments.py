@@ -1,6 +1,7 @@
 """Experiment drivers: train-then-evaluate with an FID callback, many runs in a pool, the teacher's NFE curve."""
 
 import json
+import time
 
 import pytest
 
@@ -67,13 +68,14 @@ def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
 
 def test_running_jobs_report_their_latest_fid_during_training(tmp_path):
     """Between finished runs the pool prints each running run's newest FID during training, read from its log; a
-    line still being written is skipped."""
+    line still being written is skipped, and so is the log of a finished run that is only read back."""
     from paperlib.pool import _latest_training_fid
 
     assert _latest_training_fid(str(tmp_path)) is None  # not started
     lines = [dict(kimg=4.0, loss_G=1.0), dict(kimg=8.0, eval_fid=60.5, train_seconds=100.0), dict(kimg=12.0)]
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + '\n{"kimg": 16.0, "eval_')
     assert _latest_training_fid(str(tmp_path)) == lines[1]
+    assert _latest_training_fid(str(tmp_path), since=time.time() + 60) is None  # an old log: a finished run
 
 
 def test_pool_stops_at_the_first_failed_run(tmp_path):
