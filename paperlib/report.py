@@ -166,7 +166,7 @@ def ablation_comparisons_markdown(ablation: dict) -> str:
     gddi = levels.get("gddi")
     if gddi is None:
         return ""
-    lines = [f"Rule, fixed after the 8-kimg pilot and before the 48-kimg results: {ABLATION_RULE}\n"]
+    lines = [f"Rule: {ABLATION_RULE}\n"]
     for policy, lv in levels.items():
         if policy == "gddi":
             continue
