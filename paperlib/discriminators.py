@@ -424,8 +424,10 @@ class ProjectedDiscriminator(nn.Module):
             maps = run(x.contiguous(memory_format=torch.channels_last))
         return [m.float() for m in maps]
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
-        cached = self._cached_maps(x)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None, reals: bool = False) -> list[torch.Tensor]:
+        """Logits per backbone. ``reals``: ``x`` is a batch of training images, whose frozen feature maps are looked
+        up when :meth:`cache_real_features` holds them (generated batches never are, so they skip the lookup)."""
+        cached = self._cached_maps(x) if reals else None
         logits = []
         for k, heads in enumerate(self.heads):
             maps = cached[k] if cached is not None else self._feature_maps(k, x)
@@ -476,7 +478,8 @@ class SmallDiscriminator(nn.Module):
     def trainable_parameters(self):
         return self.parameters()
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None, reals: bool = False) -> list[torch.Tensor]:
+        """Logits; ``reals`` is accepted for the projected discriminator's interface (nothing is cached here)."""
         h1 = self.down1(self.stem(x))
         h2 = self.down2(h1)
         out1, out2 = self.head1(h1), self.head2(h2)

@@ -399,7 +399,7 @@ class GDDObjective(Objective):
         with torch.no_grad():
             fake = self._generate(noise, labels)
         logits_fake = self.D(fake, labels)
-        logits_real = self.D(images, labels)
+        logits_real = self.D(images, labels, reals=True)  # their frozen features may be cached
         loss_d = discriminator_loss(logits_real, logits_fake, cfg.gan_loss)
         self.optimizers["D"].step(loss_d)
         out = dict(loss_G=loss_g.detach(), loss_D=loss_d.detach(),
