@@ -33,10 +33,23 @@ SETTINGS = {"mini": dict(batch=64, discriminator="small", discriminator_kwargs={
             "cifar10": dict(batch=8, discriminator="projected", discriminator_kwargs=dict(backbones="vgg16_bn+lite0"))}
 
 
+def print_profile(device, iteration, rows: int = 25) -> None:
+    """Profile two calls of ``iteration`` and print the operators that took the most device (or CPU) time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(2):
+            iteration()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60), flush=True)
+
+
 def run_iterations(width: str, freeze_level: int, device: str, iterations: int, batch: int | None, options: dict,
-                   threads: int = 0) -> dict:
+                   threads: int = 0, profile: bool = False) -> dict:
     """Build a random teacher at ``width``, then time ``iterations`` GDD iterations after one warm-up (child process;
-    ``threads`` torch threads, 0 for torch's default)."""
+    ``threads`` torch threads, 0 for torch's default), each on its own so that the lazy-R1 iteration is seen apart;
+    ``profile``: then print a profile of two iterations without R1."""
     import copy
 
     import torch
@@ -91,14 +104,21 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
     iteration(16)  # and the R1 shapes
     synchronize()
     print(f"  {width} level {freeze_level}: warm-up in {time.perf_counter() - t0:.1f}s", flush=True)
-    start = time.perf_counter()
+    times = []
     for k in range(1, iterations + 1):  # contains iteration 16: one lazy R1 per 16
+        start = time.perf_counter()
         iteration(k)
-    synchronize()
-    seconds = (time.perf_counter() - start) / iterations
+        synchronize()
+        times.append(time.perf_counter() - start)
+    seconds = sum(times) / iterations
+    r1_times = [t for k, t in enumerate(times, 1) if k % 16 == 0]
+    plain = sorted(t for k, t in enumerate(times, 1) if k % 16)
+    if profile:
+        print_profile(dev, lambda: iteration(1))
     trainable = sum(p.numel() for p in objective.net.parameters() if p.requires_grad)
     return dict(width=width, method="GDD-I" if freeze_level else "GDD", mode="fast" if cfg.fast_d else "faithful",
                 options=options, batch=cfg.batch, seconds_per_iteration=seconds,
+                median_seconds_without_r1=plain[len(plain) // 2], r1_iteration_seconds=r1_times,
                 images_per_second=cfg.batch / seconds, trainable_params=trainable,
                 params=sum(p.numel() for p in objective.net.parameters()), peak_memory_mb=peak_memory_mb(dev))
 
@@ -117,6 +137,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=16)
     parser.add_argument("--batch", type=int, default=None, help="override the per-width batch")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default; mini runs use 1)")
+    parser.add_argument("--profile", action="store_true", help="print each row's operator profile (2 iterations)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -129,20 +150,24 @@ def main() -> None:
     levels = [{"gdd": 0, "gdd-i": 1}[m] for m in methods]
     rows = []
     print(f"options: {options}")
-    print(f"{'width':<15}{'method':<8}{'mode':<10}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'trained params':>16}{'peak MiB':>10}")
+    print(f"{'width':<15}{'method':<8}{'mode':<10}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'no R1 s':>9}{'R1 s':>7}"
+          f"{'trained params':>16}{'peak MiB':>10}")
     for width in args.widths.split(","):
         seconds = {}
         for mode in modes:
             for level in levels:
                 label = f"{width:<15}{'GDD-I' if level else 'GDD':<8}{mode:<10}"
                 kwargs = dict(width=width, freeze_level=level, device=args.device, iterations=args.iterations,
-                              batch=args.batch, options=dict(options, fast_d=mode == "fast"), threads=args.threads)
+                              batch=args.batch, options=dict(options, fast_d=mode == "fast"), threads=args.threads,
+                              profile=args.profile)
                 r = measure_row(rows, label, run_iterations, in_process=args.in_process, **kwargs)
                 if r is None:
                     continue
                 seconds[(r["method"], mode)] = r["seconds_per_iteration"]
+                r1 = max(r["r1_iteration_seconds"], default=float("nan"))
                 print(f"{label}{r['batch']:>6}{r['seconds_per_iteration']:>9.3f}{r['images_per_second']:>9.1f}"
-                      f"{r['trainable_params']:>16,}{r['peak_memory_mb']:>10.0f}", flush=True)
+                      f"{r['median_seconds_without_r1']:>9.3f}{r1:>7.2f}{r['trainable_params']:>16,}"
+                      f"{r['peak_memory_mb']:>10.0f}", flush=True)
         for mode in modes:
             if ("GDD", mode) in seconds and ("GDD-I", mode) in seconds:
                 print(f"{width} {mode}: GDD-I iteration is {seconds['GDD', mode] / seconds['GDD-I', mode]:.2f}x as fast as GDD")

@@ -5,7 +5,8 @@
 #   tests      tests/test_cuda.py: CUDA against CPU, bf16 against fp32, fused Adam, bf16 training, tf32 and
 #              channels-last training, fp32 one-step sampling                                        (~25 s)
 #   fast       CIFAR-10 preset images/s, GDD and GDD-I, faithful and with the opt-in fast discriminator
-#              (fast_d), all rows in one process (one cuDNN warm-up; the fast rows compile the backbones)
+#              (fast_d), all rows in one process (one cuDNN warm-up; the fast rows compile each backbone's
+#              features and heads), each row's R1 iteration apart and its operator profile          (~450 s)
 #   iteration  CIFAR-10 preset images/s, GDD-I then GDD (bf16 G, fp32 projected D, TF32 off, batch 64):
 #              ~8 s set-up and ~70 s warm-up (cuDNN autotuning) per method, then 16 timed iterations (~210 s)
 #   tf32       the same GDD-I iteration with the opt-in --tf32 and --channels-last                    (~100 s)
@@ -38,7 +39,7 @@ $py -c "import torch, torchvision, timm; print('torch', torch.__version__, 'torc
 for s in $steps; do
   case $s in
     tests) step 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py ;;
-    fast) step 420 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd,gdd-i --modes faithful,fast --in-process --out "$out/iteration-cifar10-cuda-fast.json" ;;
+    fast) step 560 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd,gdd-i --modes faithful,fast --in-process --profile --out "$out/iteration-cifar10-cuda-fast.json" ;;
     iteration) step 260 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd-i,gdd --out "$out/iteration-cifar10-cuda.json" ;;
     tf32) step 130 $py $b/bench_iteration.py "${cifar[@]}" --methods gdd-i --tf32 --channels-last --out "$out/iteration-cifar10-cuda-tf32.json" ;;
     generator) step 200 $py $b/bench_generator.py --widths cifar10,imagenet-64 --variants fp32,bf16 --device cuda --batch 32 --repeats 5 --out "$out/generator-cuda.json" ;;

@@ -13,6 +13,7 @@ see the same features. """
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import warnings
@@ -396,11 +397,12 @@ class ProjectedDiscriminator(nn.Module):
 
     def enable_fast(self, compile: bool = False) -> None:
         """Opt-in speed (``TrainConfig.fast_d``): the frozen feature networks run in bf16 autocast on channels-last
-        inputs, compiled when ``compile``; the heads stay fp32 (TF32 on CUDA, set by the training loop). Passes inside
-        :meth:`exact` take the faithful path."""
+        inputs; the heads stay fp32 (TF32 on CUDA, set by the training loop). ``compile``: each backbone's whole path
+        from images to logits (features and heads) is compiled, so the heads' BatchNorm and LeakyReLU fuse with
+        their neighbours. Passes inside :meth:`exact` take the faithful, uncompiled path."""
         self.fast = True
         self.features.to(memory_format=torch.channels_last)
-        self._compiled = [torch.compile(f) for f in self.features] if compile else None
+        self._compiled = [torch.compile(functools.partial(self._logits, k)) for k in range(len(self.heads))] if compile else None
 
     @contextlib.contextmanager
     def exact(self):
@@ -419,20 +421,25 @@ class ProjectedDiscriminator(nn.Module):
     def _feature_maps(self, k: int, x: torch.Tensor) -> list[torch.Tensor]:
         if not self.fast or self._exact:
             return self.features[k](x)
-        run = self._compiled[k] if self._compiled else self.features[k]
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            maps = run(x.contiguous(memory_format=torch.channels_last))
+            maps = self.features[k](x.contiguous(memory_format=torch.channels_last))
         return [m.float() for m in maps]
+
+    def _logits(self, k: int, x: torch.Tensor, labels: torch.Tensor | None,
+                maps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Backbone ``k``'s logits [B, N_k], from its feature maps (computed from ``x`` unless given)."""
+        maps = self._feature_maps(k, x) if maps is None else maps
+        return torch.cat([head(m, labels) for head, m in zip(self.heads[k], maps)], dim=1)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None, reals: bool = False) -> list[torch.Tensor]:
         """Logits per backbone. ``reals``: ``x`` is a batch of training images, whose frozen feature maps are looked
         up when :meth:`cache_real_features` holds them (generated batches never are, so they skip the lookup)."""
         cached = self._cached_maps(x) if reals else None
-        logits = []
-        for k, heads in enumerate(self.heads):
-            maps = cached[k] if cached is not None else self._feature_maps(k, x)
-            logits.append(torch.cat([head(m, labels) for head, m in zip(heads, maps)], dim=1))
-        return logits
+        if cached is not None:
+            return [self._logits(k, x, labels, maps) for k, maps in enumerate(cached)]
+        if self._compiled and not self._exact:
+            return [run(x, labels) for run in self._compiled]
+        return [self._logits(k, x, labels) for k in range(len(self.heads))]
 
 
 def _image_keys(images: torch.Tensor) -> list[bytes]:

@@ -101,8 +101,8 @@ class TrainConfig:
     tf32: bool = False                         # CUDA: TF32 for fp32 convolutions and matmuls (off, as the reference)
     compile: bool = False                      # torch.compile the trained network's backbone (slow to build)
     max_nonfinite_steps: int = 20              # stop when this many iterations in a row had NaN/inf gradients
-    fast_d: bool = False                       # projected D, opt-in: features in bf16 autocast, channels-last,
-                                               # compiled on CUDA; TF32 on CUDA; R1 passes stay exact
+    fast_d: bool = False                       # projected D, opt-in: features in bf16 autocast, channels-last;
+                                               # on CUDA TF32 and features+heads compiled; R1 passes stay exact
     num_workers: int = 2                       # data-loading workers for folder datasets
 
     @classmethod

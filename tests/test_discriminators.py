@@ -158,6 +158,41 @@ def test_fast_discriminator_stays_close_and_exact_passes_are_faithful():
     assert not exact._exact
 
 
+def test_compiled_fast_discriminator_runs_each_backbone_whole_and_exact_passes_bypass_it(monkeypatch):
+    """With compile (CUDA), fast_d compiles each backbone's path from images to logits, features and heads. Here
+    torch.compile's eager backend stands in for inductor (which takes minutes on a CPU): the compiled graphs must
+    give the uncompiled fast path's logits and gradients, for the generator step (input gradient) and the
+    discriminator step (head gradients), and passes inside exact() must not use them (R1's double backward)."""
+    real_compile, calls = torch.compile, []
+
+    def compile_eagerly(fn):
+        compiled = real_compile(fn, backend="eager")
+        return lambda *args: (calls.append(fn.args), compiled(*args))[1]
+
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    eager = tiny_projected(bn_group=4, backbones=("tf_efficientnet_lite0", "tf_efficientnet_lite0"))
+    compiled = copy.deepcopy(eager)
+    eager.enable_fast(compile=False)
+    compiled.enable_fast(compile=True)
+    x = torch.rand(8, 1, 8, 8) * 2 - 1
+    for heads_train in (False, True):  # generator step, then discriminator step
+        grads = []
+        for D in (eager, compiled):
+            D.heads.requires_grad_(heads_train)
+            xi = x.clone().requires_grad_(not heads_train)
+            logits = D(xi, None)
+            wrt = list(D.heads.parameters()) if heads_train else [xi]
+            grads.append((logits, torch.autograd.grad(sum(l.square().sum() for l in logits), wrt)))
+        (want, want_grads), (got, got_grads) = grads
+        assert calls[-2:] == [(0,), (1,)]  # both backbones through their compiled path
+        for w, g in zip(want + list(want_grads), got + list(got_grads)):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+    before = len(calls)
+    with compiled.exact():
+        compiled(x, None)
+    assert len(calls) == before
+
+
 def test_fast_discriminator_trains_and_its_r1_takes_the_exact_path(monkeypatch, tmp_path):
     import paperlib.train as train_module
     from paperlib.checkpoints import save_network
