@@ -170,7 +170,7 @@ def test_compiled_fast_discriminator_runs_each_backbone_whole_and_exact_passes_b
         return lambda *args: (calls.append(fn.args), compiled(*args))[1]
 
     monkeypatch.setattr(torch, "compile", compile_eagerly)
-    eager = tiny_projected(bn_group=4, backbones=("tf_efficientnet_lite0", "tf_efficientnet_lite0"))
+    eager = tiny_projected(bn_group=4, backbones="digits", resize=None, width=0.125)  # two small backbones
     compiled = copy.deepcopy(eager)
     eager.enable_fast(compile=False)
     compiled.enable_fast(compile=True)
