@@ -45,7 +45,7 @@ def _test(a: dict, b: dict | float, key: str, predicts: str, names: tuple[str, s
     other = b if isinstance(b, (int, float)) else _values(b, key)
     interval = welch_interval(_values(a, key), other)
     verdict = decide(interval, predicts)
-    b_text = f"{b:g}" if isinstance(b, (int, float)) else mean_sd(b, key)
+    b_text = f"{b:.2f}" if isinstance(b, (int, float)) else mean_sd(b, key)
     words = (f"{names[0]} {mean_sd(a, key)} vs {names[1]} {b_text}: difference {interval['diff']:+.2f}, 95% CI "
              f"[{interval['low']:+.2f}, {interval['high']:+.2f}] (Welch, df {interval['df']:.1f})")
     return dict(verdict=verdict, evidence=words, **interval)
