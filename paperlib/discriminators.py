@@ -425,18 +425,19 @@ class ProjectedDiscriminator(nn.Module):
             maps = self.features[k](x.contiguous(memory_format=torch.channels_last))
         return [m.float() for m in maps]
 
-    def _logits(self, k: int, x: torch.Tensor, labels: torch.Tensor | None,
-                maps: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """Backbone ``k``'s logits [B, N_k], from its feature maps (computed from ``x`` unless given)."""
-        maps = self._feature_maps(k, x) if maps is None else maps
+    def _heads(self, k: int, maps: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
+        """Backbone ``k``'s logits [B, N_k] from its feature maps."""
         return torch.cat([head(m, labels) for head, m in zip(self.heads[k], maps)], dim=1)
+
+    def _logits(self, k: int, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self._heads(k, self._feature_maps(k, x), labels)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None, reals: bool = False) -> list[torch.Tensor]:
         """Logits per backbone. ``reals``: ``x`` is a batch of training images, whose frozen feature maps are looked
         up when :meth:`cache_real_features` holds them (generated batches never are, so they skip the lookup)."""
         cached = self._cached_maps(x) if reals else None
         if cached is not None:
-            return [self._logits(k, x, labels, maps) for k, maps in enumerate(cached)]
+            return [self._heads(k, maps, labels) for k, maps in enumerate(cached)]
         if self._compiled and not self._exact:
             return [run(x, labels) for run in self._compiled]
         return [self._logits(k, x, labels) for k in range(len(self.heads))]
