@@ -10,10 +10,12 @@ projected discriminator on the shipped digits backbones, batch 64, BatchNorm ove
 Speed options of ``TrainConfig`` can be switched on for both methods: ``--tf32`` (CUDA), ``--channels-last`` and
 ``--compile`` (the generator's backbone; the warm-up iteration pays for compiling and is not timed). ``--modes
 faithful,fast`` measures each method also with the opt-in fast projected discriminator (``fast_d``: bf16 feature
-networks, channels-last, compiled on CUDA, TF32). ``--in-process`` runs every row in this process (one cuDNN
-autotuning for all rows, which share shapes; peak memory is reset per row), for short GPU leases.
+networks, channels-last, compiled on CUDA, TF32); mode ``fast+compile`` is fast_d with the generator's backbone
+compiled as well (so a faithful row in the same run keeps its eager generator). ``--in-process`` runs every row in
+this process (one cuDNN autotuning for all rows, which share shapes; peak memory is reset per row), for short GPU
+leases.
 
-    python benchmarks/bench_iteration.py [--widths mini,cifar10] [--methods gdd,gdd-i] [--modes faithful,fast]
+    python benchmarks/bench_iteration.py [--widths mini,cifar10] [--methods gdd,gdd-i] [--modes faithful,fast,fast+compile]
         [--device cpu|cuda] [--bf16] [--tf32] [--channels-last] [--compile] [--batch B] [--in-process] [--out FILE.json]
 """
 
@@ -116,7 +118,8 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
     if profile:
         print_profile(dev, lambda: iteration(1))
     trainable = sum(p.numel() for p in objective.net.parameters() if p.requires_grad)
-    return dict(width=width, method="GDD-I" if freeze_level else "GDD", mode="fast" if cfg.fast_d else "faithful",
+    mode = ("fast+compile" if cfg.compile else "fast") if cfg.fast_d else "faithful"
+    return dict(width=width, method="GDD-I" if freeze_level else "GDD", mode=mode,
                 options=options, batch=cfg.batch, seconds_per_iteration=seconds,
                 median_seconds_without_r1=plain[len(plain) // 2], r1_iteration_seconds=r1_times,
                 images_per_second=cfg.batch / seconds, trainable_params=trainable,
@@ -132,7 +135,8 @@ def main() -> None:
     parser.add_argument("--tf32", action="store_true", help="TF32 for fp32 convolutions and matmuls (CUDA)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator's backbone")
-    parser.add_argument("--modes", default="faithful", help="faithful and/or fast (the opt-in fast_d discriminator)")
+    parser.add_argument("--modes", default="faithful", help="faithful, fast (the opt-in fast_d discriminator) and/or "
+                        "fast+compile (fast_d and the generator compiled)")
     parser.add_argument("--in-process", action="store_true", help="measure every row in this process")
     parser.add_argument("--iterations", type=int, default=16)
     parser.add_argument("--batch", type=int, default=None, help="override the per-width batch")
@@ -145,21 +149,21 @@ def main() -> None:
     methods, modes = args.methods.split(","), args.modes.split(",")
     if not set(methods) <= {"gdd", "gdd-i"}:
         parser.error(f"--methods {args.methods!r}: expected gdd and/or gdd-i, comma-separated")
-    if not set(modes) <= {"faithful", "fast"}:
-        parser.error(f"--modes {args.modes!r}: expected faithful and/or fast, comma-separated")
+    if not set(modes) <= {"faithful", "fast", "fast+compile"}:
+        parser.error(f"--modes {args.modes!r}: expected faithful, fast and/or fast+compile, comma-separated")
     levels = [{"gdd": 0, "gdd-i": 1}[m] for m in methods]
     rows = []
     print(f"options: {options}")
-    print(f"{'width':<15}{'method':<8}{'mode':<10}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'no R1 s':>9}{'R1 s':>7}"
+    print(f"{'width':<15}{'method':<8}{'mode':<13}{'batch':>6}{'s/iter':>9}{'img/s':>9}{'no R1 s':>9}{'R1 s':>7}"
           f"{'trained params':>16}{'peak MiB':>10}")
     for width in args.widths.split(","):
         seconds = {}
         for mode in modes:
             for level in levels:
-                label = f"{width:<15}{'GDD-I' if level else 'GDD':<8}{mode:<10}"
+                label = f"{width:<15}{'GDD-I' if level else 'GDD':<8}{mode:<13}"
+                row_options = dict(options, fast_d=mode != "faithful", compile=args.compile or mode == "fast+compile")
                 kwargs = dict(width=width, freeze_level=level, device=args.device, iterations=args.iterations,
-                              batch=args.batch, options=dict(options, fast_d=mode == "fast"), threads=args.threads,
-                              profile=args.profile)
+                              batch=args.batch, options=row_options, threads=args.threads, profile=args.profile)
                 r = measure_row(rows, label, run_iterations, in_process=args.in_process, **kwargs)
                 if r is None:
                     continue
@@ -172,9 +176,10 @@ def main() -> None:
             if ("GDD", mode) in seconds and ("GDD-I", mode) in seconds:
                 print(f"{width} {mode}: GDD-I iteration is {seconds['GDD', mode] / seconds['GDD-I', mode]:.2f}x as fast as GDD")
         for method in ("GDD", "GDD-I"):
-            if (method, "faithful") in seconds and (method, "fast") in seconds:
-                print(f"{width} {method}: fast discriminator {seconds[method, 'faithful'] / seconds[method, 'fast']:.2f}x "
-                      f"as fast as faithful")
+            for mode in modes:
+                if mode != "faithful" and (method, "faithful") in seconds and (method, mode) in seconds:
+                    print(f"{width} {method}: {mode} {seconds[method, 'faithful'] / seconds[method, mode]:.2f}x as fast "
+                          f"as faithful")
     write_json(args.out, dict(machine=machine(), device=args.device, options=options, rows=rows))
 
 

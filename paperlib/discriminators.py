@@ -190,6 +190,22 @@ class RandomProjection(nn.Module):
         return out
 
 
+def _linear_resize_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
+    """[n_out, n_in] fp32: 1-D linear interpolation (align_corners=False) as a matrix, the weights bilinear resizing
+    applies along each axis (read off by resizing the identity)."""
+    eye = torch.eye(n_in, device=device).unsqueeze(0)  # [1, n_in channels, n_in positions]
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0].T
+
+
+def resize_bilinear_by_matmul(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``F.interpolate(x, (size, size), mode="bilinear", align_corners=False)`` for x [B, C, H, W] as two matrix
+    products, W_h @ x @ W_w^T: the same weights, other rounding (the products run in the autocast dtype), and a
+    backward that is two more products instead of the interpolation's scattered adds."""
+    rows = _linear_resize_matrix(x.shape[-2], size, x.device)
+    cols = _linear_resize_matrix(x.shape[-1], size, x.device)
+    return rows @ x @ cols.T
+
+
 class FeatureNetwork(nn.Module):
     """Frozen part of the projected discriminator for one backbone: normalise, resize (to the backbone's own input
     size: 224 for the ImageNet networks, as the reference; 32 for the digits ones), features, projection. Another
@@ -211,11 +227,16 @@ class FeatureNetwork(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)  # always eval: BatchNorm of the backbones uses running statistics
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, resize_by_matmul: bool = False) -> list[torch.Tensor]:
+        """Projected feature maps of images x [B, C, H, W] in [-1, 1]; ``resize_by_matmul``: the fast path's resize
+        (:func:`resize_bilinear_by_matmul`), whose output is made channels-last for the backbone."""
         if x.shape[1] == 1 and self.backbone.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         x = ((x + 1) / 2 - self.mean) / self.std
-        x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        if resize_by_matmul:
+            x = resize_bilinear_by_matmul(x, self.resize).contiguous(memory_format=torch.channels_last)
+        else:
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         return self.projection(self.backbone(x))
 
     def head_resolutions(self) -> tuple[int, ...]:
@@ -397,9 +418,10 @@ class ProjectedDiscriminator(nn.Module):
 
     def enable_fast(self, compile: bool = False) -> None:
         """Opt-in speed (``TrainConfig.fast_d``): the frozen feature networks run in bf16 autocast on channels-last
-        inputs; the heads stay fp32 (TF32 on CUDA, set by the training loop). ``compile``: each backbone's whole path
-        from images to logits (features and heads) is compiled, so the heads' BatchNorm and LeakyReLU fuse with
-        their neighbours. Passes inside :meth:`exact` take the faithful, uncompiled path."""
+        inputs resized by matrix products (:func:`resize_bilinear_by_matmul`); the heads stay fp32 (TF32 on CUDA,
+        set by the training loop). ``compile``: each backbone's whole path from images to logits (features and
+        heads) is compiled, so the heads' BatchNorm and LeakyReLU fuse with their neighbours. Passes inside
+        :meth:`exact` take the faithful, uncompiled path."""
         self.fast = True
         self.features.to(memory_format=torch.channels_last)
         self._compiled = [torch.compile(functools.partial(self._logits, k)) for k in range(len(self.heads))] if compile else None
@@ -422,7 +444,7 @@ class ProjectedDiscriminator(nn.Module):
         if not self.fast or self._exact:
             return self.features[k](x)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            maps = self.features[k](x.contiguous(memory_format=torch.channels_last))
+            maps = self.features[k](x, resize_by_matmul=True)
         return [m.float() for m in maps]
 
     def _heads(self, k: int, maps: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:

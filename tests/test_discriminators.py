@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from paperlib.checkpoints import CheckpointError, read_class_embedding
 from paperlib.discriminators import GroupBatchNorm2d, ProjectedDiscriminator, RandomBackboneWarning
@@ -137,6 +138,21 @@ def test_adam_eps_scaled_to_mean_gradients_takes_the_reference_steps():
             adam.step()
         steps.append(p.detach().clone())
     torch.testing.assert_close(steps[0], steps[1], rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, size", [((2, 3, 8, 8), 32), ((2, 3, 32, 32), 224), ((1, 2, 12, 9), 5)])
+def test_resize_by_matmul_is_bilinear_interpolation(shape, size):
+    """The fast path's resize (two matrix products) gives F.interpolate's bilinear resize, up and down, and its
+    input gradient, to fp32 rounding."""
+    from paperlib.discriminators import resize_bilinear_by_matmul
+
+    x = torch.randn(shape, dtype=torch.float64).float().requires_grad_(True)
+    want = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    got = resize_bilinear_by_matmul(x, size)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    weights = torch.randn_like(want)
+    (grad_want,), (grad_got,) = (torch.autograd.grad((y * weights).sum(), x) for y in (want, got))
+    torch.testing.assert_close(grad_got, grad_want, rtol=1e-5, atol=1e-5)
 
 
 def test_fast_discriminator_stays_close_and_exact_passes_are_faithful():
