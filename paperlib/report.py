@@ -86,6 +86,22 @@ def claims(table: dict) -> list[dict]:
     return out
 
 
+def _claim_lines(table: dict, untested: bool = True) -> list[str]:
+    """One markdown bullet per claim of :func:`claims` (``untested``: also those the table lacks the rows for)."""
+    lines = []
+    for c in claims(table):
+        if not c["tests"]:
+            if untested:
+                lines.append(f"- {c['claim']}: **untested** (the table lacks the rows).")
+            continue
+        first, rest = c["tests"][0], c["tests"][1:]
+        text = f"- {c['claim']}: **{c['verdict']}** on the {METRIC_NAMES[first['metric']]} ({first['evidence']})"
+        for t in rest:
+            text += f"; on the {METRIC_NAMES[t['metric']]}: {t['verdict']} ({t['evidence']})"
+        lines.append(text + ".")
+    return lines
+
+
 def claims_markdown(tables: list[dict]) -> str:
     """A markdown list of every table's claims, each with its verdict, the metric it rests on and the numbers."""
     lines = [f"Rule, fixed before the runs: {RULE}\n"]
@@ -97,17 +113,21 @@ def claims_markdown(tables: list[dict]) -> str:
         runs = max(len(r.get("seeds") or [1]) for r in table["rows"])
         lines.append(f"**{table['dataset']} ({table['scale']} scale, {table['eval_num']} samples per run, up to "
                      f"{runs} runs per row)**\n")
-        for c in claims(table):
-            if not c["tests"]:
-                lines.append(f"- {c['claim']}: **untested** (the table lacks the rows).")
-                continue
-            first, rest = c["tests"][0], c["tests"][1:]
-            text = f"- {c['claim']}: **{c['verdict']}** on the {METRIC_NAMES[first['metric']]} ({first['evidence']})"
-            for t in rest:
-                text += f"; on the {METRIC_NAMES[t['metric']]}: {t['verdict']} ({t['evidence']})"
-            lines.append(text + ".")
-        lines.append("")
+        lines += _claim_lines(table) + [""]
     return "\n".join(lines)
+
+
+def long_budget_markdown(results: str | os.PathLike = "results") -> str:
+    """Every ``<dataset>/mini/long<kimg>.json`` (``scripts/extend_mini_to_144kimg.py``: the table's GDD and GDD-I
+    runs continued to the paper's number of passes) as a table beside the teacher's rows, with the claims those rows
+    can decide, by the same rule as the main tables'."""
+    parts = []
+    for path in sorted(Path(results).glob("*/mini/long*.json")):
+        table = json.loads(path.read_text())
+        parts.append(f"**{table['dataset']}, GDD and GDD-I continued from {table['continued_from_kimg']:g} to "
+                     f"{table['kimg']:g} kimg**\n\n" + to_markdown(table) + "\nClaims at this budget (rule as "
+                     "above; the rows not continued are not tested):\n\n" + "\n".join(_claim_lines(table, False)))
+    return "\n\n".join(parts)
 
 
 def sweep_markdown(sweep_dir: str | os.PathLike = "results/mini") -> str:
@@ -226,8 +246,8 @@ def update_readme(readme: str | os.PathLike, sections: dict[str, str]) -> list[s
 def write_report(results: str | os.PathLike = "results", figures: str | os.PathLike = "figures",
                  readme: str | os.PathLike | None = None, scales: tuple[str, ...] = ("mini", "paper")) -> dict:
     """Gather the tables of ``scales``, write ``figures/tables.md`` and one PNG per table, and (when ``readme`` is
-    given) refresh its results sections: one per table (``NAME`` = dataset-scale), 'sweep', 'seeds', 'claims' and
-    'layers'.
+    given) refresh its results sections: one per table (``NAME`` = dataset-scale), 'sweep', 'claims', 'ablation',
+    'long' and 'layers'.
     Returns dict(tables=..., markdown=..., pngs=[...])."""
     tables = gather_tables(results, scales)
     table_markdown, parts, pngs = {}, [], []  # table_markdown: also the README's per-table sections
@@ -240,8 +260,10 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
     sweeps = sweep_markdown(Path(results) / "mini")
     layers = layers_markdown(results, scales)
     claims_text = claims_markdown(tables)
+    long_budget = long_budget_markdown(results) if "mini" in scales else ""
     markdown = "\n\n".join(parts + ([f"### Learning-rate sweeps\n\n{sweeps}"] if sweeps else [])
                            + ["### The paper's claims at these scales\n\n" + claims_text]
+                           + ([f"### The paper's number of passes\n\n{long_budget}"] if long_budget else [])
                            + ([f"### Layer activation versus noise level\n\n{layers}"] if layers else []))
     atomic_write_bytes(Path(figures) / "tables.md", markdown.encode())
     if readme is not None:
@@ -254,6 +276,8 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
         ablation = ablation_markdown(results)
         if ablation:
             sections["ablation"] = ablation
+        if long_budget:
+            sections["long"] = long_budget
         text = Path(readme).read_text()
         update_readme(readme, {k: v for k, v in sections.items() if f"<!-- results:{k} -->" in text})
     return dict(tables=tables, markdown=markdown, pngs=pngs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paperlib.report import ablation_markdown, claims, claims_markdown, sweep_markdown, update_readme
+from paperlib.report import ablation_markdown, claims, claims_markdown, long_budget_markdown, sweep_markdown, update_readme
 from paperlib.reported import reported_for
 from paperlib.tables import TableError, TableRequest, build_table, paper_plan, teacher_steps, to_markdown
 
@@ -96,6 +96,22 @@ def test_claims_follow_the_rule():
     assert "Rule, fixed before the runs" in md and "**does not hold** on the memorisation ratio" in md
     assert "on the held-out FID: holds" in md
     assert [c["verdict"] for c in claims(dict(rows=table["rows"][:2]))][1:3] == ["untested", "untested"]
+
+
+def test_long_budget_section_decides_only_the_claims_its_rows_can(tmp_path):
+    """The continued runs' table (scripts/extend_mini_to_144kimg.py) is rendered with its claims by the main rule,
+    leaving out the claims whose rows were not continued (instance distillation) instead of calling them untested."""
+    mem = dict(memorisation=1.0, memorisation_runs=[0.9, 1.0, 1.1])
+    rows = [_row("teacher", [900.0], nfe=1), _row("teacher", [6.0, 6.1, 5.9], nfe=35, **mem),
+            _row("gdd", [9.0, 12.0, 6.0], **mem), _row("gddi", [5.0, 5.1, 5.2], **mem)]
+    (tmp_path / "digits" / "mini").mkdir(parents=True)
+    (tmp_path / "digits" / "mini" / "long144.json").write_text(json.dumps(dict(
+        dataset="digits", scale="mini", eval_num=10000, feature_net="f", kimg=144, continued_from_kimg=48, rows=rows)))
+    md = long_budget_markdown(tmp_path)
+    assert "GDD and GDD-I continued from 48 to 144 kimg" in md and "| gddi | 5.10 |" in md
+    assert "GDD-I in one step is at or below the teacher's 35-NFE FID: **holds**" in md
+    assert "instance" not in md and "untested" not in md
+    assert long_budget_markdown(tmp_path / "none") == ""
 
 
 def test_update_readme_and_sweeps(tmp_path):
