@@ -38,8 +38,9 @@ notebook() {  # notebook NAME OUTPUT-TAG [papermill options...]
   local name="$1" tag="$2"
   shift 2
   echo "== $name ($tag): $executed/$name-$tag.ipynb"
+  # --log-output: what the cells print (one progress line per training run) reaches this terminal as it comes
   papermill "notebooks/$name.ipynb" "$executed/$name-$tag.ipynb" -k python3 --cwd "$PWD" \
-    --no-progress-bar "$@"
+    --no-progress-bar --log-output "$@"
 }
 start=$(date +%s)
 case "$scale" in
