@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,18 +21,37 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from paperlib.checkpoints import CheckpointError, load_network, save_network
+from paperlib.checkpoints import CheckpointError, load_network, read_network_file, save_network
 from paperlib.data import DatasetError, convert_cifar10
 from paperlib.diffusion import generate, parse_seeds, to_uint8
 from paperlib.io import atomic_write_bytes
 from paperlib.metrics import MetricError
+
+SAMPLE_FILE = re.compile(r"\d{6,}\.png|samples\.npz")  # what `sample` writes, and all that --overwrite removes
+
+
+def prepare_sample_dir(outdir: Path, overwrite: bool) -> None:
+    """Make ``outdir`` an empty folder for a new set of samples, so that no earlier sample can stand beside them:
+    a non-empty one is refused, or with ``overwrite`` emptied of earlier samples (files named as ``sample`` names
+    them); anything else in it is refused and kept."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    entries = sorted(outdir.iterdir())
+    if entries and not overwrite:
+        raise ValueError(f"{outdir}: holds {len(entries)} entries already (e.g. {entries[0].name}); sample writes into "
+                         f"an empty folder: choose another --outdir, or pass --overwrite to replace earlier samples")
+    others = [e for e in entries if not (SAMPLE_FILE.fullmatch(e.name) and (e.is_symlink() or e.is_file()))]
+    if others:
+        raise ValueError(f"{outdir}: --overwrite replaces earlier samples only (NNNNNN.png, samples.npz), and this "
+                         f"folder also holds {others[0].name}; nothing was removed")
+    for entry in entries:
+        entry.unlink()
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     net = load_network(args.ckpt).to(args.device)
     seeds = parse_seeds(args.seeds)
     outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    prepare_sample_dir(outdir, args.overwrite)
     images, labels, nfe = [], [], None
     for start in tqdm(range(0, len(seeds), args.batch), desc="sample", unit="batch"):
         batch = generate(net, seeds[start:start + args.batch], num_steps=args.steps, class_idx=args.class_idx,
@@ -50,8 +70,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    net = load_network(args.pkl, key=args.key)
-    path = save_network(net, args.outdir, extra=dict(converted_from=str(args.pkl), key=args.key))
+    if args.trust and Path(args.pkl).suffix == ".pkl":
+        raise ValueError("--trust re-saves a paperlib network file written before digests existed; a .pkl is always "
+                         "read with the safe unpickler and needs no --trust")
+    net = load_network(args.pkl, key=args.key, verify=not args.trust)
+    extra = dict(converted_from=str(args.pkl), key=args.key)
+    if args.trust:  # a re-saved file keeps what it said about how it was made
+        extra = read_network_file(args.pkl, verify=False)[0].get("extra") or {}
+    path = save_network(net, args.outdir, extra=extra)
     params = sum(p.numel() for p in net.parameters())
     print(f"wrote {path}: {type(net).__name__}/{net.model_type}, {params:,} parameters, "
           f"{net.img_channels}x{net.img_resolution}x{net.img_resolution}, label_dim {net.label_dim}")
@@ -96,8 +122,15 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
     if args.eval_ref:  # FID at every snapshot (paper scale), to report the best snapshot beside the final one
         from paperlib.experiments import snapshot_fid_callback
         callback = snapshot_fid_callback(args.eval_ref, args.eval_features, args.eval_feature_weights, args.eval_num)
-    summary = train(cfg, resume=args.resume, progress=not args.no_progress, callback=callback,
-                    callback_kimg=cfg.snapshot_kimg)
+    try:
+        summary = train(cfg, resume=args.resume, progress=not args.no_progress, callback=callback,
+                        callback_kimg=cfg.snapshot_kimg)
+    except KeyboardInterrupt:
+        from paperlib.rundir import state_paths
+
+        states = state_paths(Path(cfg.run_dir))
+        raise Interrupted(f"{states[-1]} is the newest training state; add --resume to continue from it" if states
+                          else f"no training state was written in {cfg.run_dir} yet; the run starts over") from None
     print(json.dumps(summary))
 
 
@@ -232,6 +265,17 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(to_markdown(build_table(request)))
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the one line that says where the interrupted work can go on from."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (no usage block), exit code 2, as paperlib's other errors."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
@@ -253,7 +297,7 @@ def device_arg(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m paperlib", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m paperlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
 
     p = sub.add_parser("sample", help="generate images with a one-step generator or a diffusion model")
@@ -265,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class for conditional models (default: random per seed)")
     p.add_argument("--batch", type=positive_int, default=64)
     p.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--outdir", required=True)
+    p.add_argument("--outdir", required=True, help="an empty or new folder")
+    p.add_argument("--overwrite", action="store_true", help="replace the earlier samples in --outdir (and nothing else)")
     p.add_argument("--bf16", action="store_true", help="sample in the training precision (bfloat16 on CUDA for "
                    "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
     p.set_defaults(func=cmd_sample)
@@ -360,9 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backbones)
 
     p = sub.add_parser("convert", help="convert an EDM/GDD network pickle into paperlib's safetensors format")
-    p.add_argument("pkl")
+    p.add_argument("pkl", help="an EDM/GDD .pkl (or, with --trust, a paperlib network file)")
     p.add_argument("outdir")
     p.add_argument("--key", default="ema", choices=["ema", "net"], help="which network of the pickle (GDD snapshots hold both)")
+    p.add_argument("--trust", action="store_true", help="re-save a paperlib network file written before digests "
+                   "existed, unverified, with a digest (only for a file you trust)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("convert-cifar10", help="convert cifar-10-python.tar.gz into an EDM dataset zip")
@@ -374,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
     try:
+        args, extra = build_parser().parse_known_args(argv)
         if getattr(args, "takes_extra", False):
             args.func(args, extra)
         elif extra:
@@ -388,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. an output folder that is a file, a full disk: one line naming the path
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -6,12 +6,12 @@ into inert data (tensors, dicts, numbers and :class:`PersistentObject` records),
 before anything runs, and the network is rebuilt from the pickle's own init kwargs with paperlib's classes.
 
 paperlib's own format is one ``.safetensors`` file whose metadata holds the JSON config (preconditioner name
-and init kwargs), written atomically: a failed write never replaces a good file.
+and init kwargs) and a digest over that config and the weights together, written atomically: a failed write never
+replaces a good file, and an edited header or weight is found when the file is read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -29,6 +29,7 @@ from safetensors.torch import load as safetensors_load_bytes
 from safetensors.torch import save as safetensors_save_bytes
 
 from paperlib import safe_pickle
+from paperlib.integrity import IntegrityError, content_digest
 from paperlib.io import atomic_write_bytes
 from paperlib.precond import PRECONDITIONERS, Denoiser, GDDPrecond, build_network
 
@@ -226,24 +227,46 @@ def safe_unpickle(path: str | os.PathLike) -> Any:
                               f"{type(exc).__name__}: {exc}") from None
 
 
-def persistent_state_dict(obj: PersistentObject) -> OrderedDict:
-    """Walk a pickled module tree into ``nn.Module.state_dict()`` order and names (parameters, buffers, children)."""
+MAX_MODULE_DEPTH = 64  # EDM's deepest module path has 5 levels
+
+
+def persistent_state_dict(obj: PersistentObject, source: str = "<pickle>") -> OrderedDict:
+    """Walk a pickled module tree into ``nn.Module.state_dict()`` order and names (parameters, buffers, children).
+
+    Each module is visited once: one reached again by a second path (a pickle can share it, and a chain of shared
+    pairs doubles the paths at every level) or nested deeper than :data:`MAX_MODULE_DEPTH` is refused, so the work
+    is linear in the file's size. EDM's networks share no module."""
     out: OrderedDict = OrderedDict()
+    seen: dict[int, str] = {}
 
-    def walk(node: Any, prefix: str) -> None:
-        state = node.state
+    def walk(node: Any, prefix: str, depth: int) -> None:
+        where = prefix.rstrip(".") or "the network"
+        state = getattr(node, "state", None)
+        if not isinstance(node, (PersistentObject, ModuleStub)) or not isinstance(state, dict):
+            raise CheckpointError(f"{source}: module {where} is {type(node).__name__}, not a pickled torch module")
+        if id(node) in seen:
+            raise CheckpointError(f"{source}: module {where} is the same object as {seen[id(node)]}; EDM networks share "
+                                  f"no module, and a shared one would be walked once per path")
+        if depth > MAX_MODULE_DEPTH:
+            raise CheckpointError(f"{source}: modules nested deeper than {MAX_MODULE_DEPTH} levels at {where}")
+        seen[id(node)] = where
+        parts = {}
+        for part in ("_parameters", "_buffers", "_modules"):
+            parts[part] = state.get(part) or {}
+            if not isinstance(parts[part], dict):
+                raise CheckpointError(f"{source}: {where}.{part} is {type(parts[part]).__name__}, not a dict")
         skip = set(state.get("_non_persistent_buffers_set") or ())
-        for name, value in (state.get("_parameters") or {}).items():
+        for name, value in parts["_parameters"].items():
             if value is not None:
-                out[prefix + name] = value
-        for name, value in (state.get("_buffers") or {}).items():
+                out[prefix + str(name)] = value
+        for name, value in parts["_buffers"].items():
             if value is not None and name not in skip:
-                out[prefix + name] = value
-        for name, child in (state.get("_modules") or {}).items():
+                out[prefix + str(name)] = value
+        for name, child in parts["_modules"].items():
             if child is not None:
-                walk(child, prefix + name + ".")
+                walk(child, prefix + str(name) + ".", depth + 1)
 
-    walk(obj, "")
+    walk(obj, "", 0)
     return out
 
 
@@ -288,19 +311,20 @@ def read_network_pickle(path: str | os.PathLike, key: str = "ema") -> PickledNet
     if obj.class_name not in PRECONDITIONERS:
         raise CheckpointError(f"{path}: network class {obj.class_name!r} is not supported; expected one of "
                               f"{sorted(PRECONDITIONERS)}")
+    if not isinstance(obj.state.get("_init_kwargs") or {}, dict):
+        raise CheckpointError(f"{path}: the network's init kwargs are not a dict")
     kwargs = obj.init_kwargs
     for required in ("img_resolution", "img_channels"):
         if required not in kwargs:
             raise CheckpointError(f"{path}: network init kwargs lack {required!r}; cannot rebuild the architecture")
-    return PickledNetwork(obj.class_name, kwargs, persistent_state_dict(obj), str(path))
+    return PickledNetwork(obj.class_name, kwargs, persistent_state_dict(obj, str(path)), str(path))
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Building networks from checkpoints.
 
-def _load_weights(net: Denoiser, state: dict, source: str, drop_extra: tuple[str, ...] = ()) -> Denoiser:
-    """Copy ``state`` into ``net`` by name; every destination entry must be present with the same shape."""
-    target = net.state_dict()
+def _check_names_and_shapes(target: dict, state: dict, source: str, drop_extra: tuple[str, ...] = ()) -> None:
+    """Every entry of ``target`` must be in ``state`` with the same shape, and nothing else (but ``drop_extra``)."""
     extra = [k for k in state if k not in target and k not in drop_extra]
     missing = [k for k in target if k not in state]
     if missing or extra:
@@ -308,8 +332,16 @@ def _load_weights(net: Denoiser, state: dict, source: str, drop_extra: tuple[str
                               f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                               f"unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
     for name, value in target.items():
+        if not isinstance(state[name], torch.Tensor):
+            raise CheckpointError(f"{source}: {name} is {type(state[name]).__name__}, not a tensor")
         if tuple(state[name].shape) != tuple(value.shape):
             raise CheckpointError(f"{source}: {name} has shape {list(state[name].shape)}; expected {list(value.shape)}")
+
+
+def _load_weights(net: Denoiser, state: dict, source: str, drop_extra: tuple[str, ...] = ()) -> Denoiser:
+    """Copy ``state`` into ``net`` by name; every destination entry must be present with the same shape."""
+    target = net.state_dict()
+    _check_names_and_shapes(target, state, source, drop_extra)
     with torch.no_grad():
         for name, value in target.items():
             value.copy_(state[name])
@@ -319,18 +351,32 @@ def _load_weights(net: Denoiser, state: dict, source: str, drop_extra: tuple[str
 def max_params() -> int:
     """The largest network a checkpoint may ask for, in parameters: PAPERLIB_MAX_PARAMS, default 2e9 (EDM's
     largest released network has 296M), so that a small file cannot make paperlib allocate without bound."""
-    return int(float(os.environ.get("PAPERLIB_MAX_PARAMS", "2e9")))
-
-
-def build_checked(precond: str, init_kwargs: dict, source: str) -> Denoiser:
-    """``build_network`` for a config read from a file: sized first on the meta device (nothing allocated), and
-    refused, naming the file, above :func:`max_params` or when the config does not build."""
+    text = os.environ.get("PAPERLIB_MAX_PARAMS", "2e9")
     try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (1 <= value < 1e15):  # NaN and inf fail too
+        raise ValueError(f"PAPERLIB_MAX_PARAMS={text!r}: expected a number of parameters from 1 to 1e15, e.g. 2e9")
+    return int(value)
+
+
+def build_checked(precond: str, init_kwargs: dict, source: str, state: dict | None = None) -> Denoiser:
+    """``build_network`` for a config read from a file: built first on the meta device (nothing allocated) and
+    refused, naming the file, above :func:`max_params`, when the config does not build, or when its weights'
+    names and shapes differ from those in ``state`` (the file's own); only then built for real."""
+    limit = max_params()
+    try:
+        if not isinstance(init_kwargs, dict):
+            raise TypeError(f"init kwargs are {type(init_kwargs).__name__}, not a dict")
         with torch.device("meta"):
-            size = sum(p.numel() for p in build_network(precond, **init_kwargs).parameters())
-        if size > max_params():
+            sized = build_network(precond, **init_kwargs)
+        size = sum(p.numel() for p in sized.parameters())
+        if size > limit:
             raise CheckpointError(f"{source}: its config asks for a network of {size:,} parameters, above the limit "
-                                  f"of {max_params():,}; set PAPERLIB_MAX_PARAMS to raise it if the file is trusted")
+                                  f"of {limit:,}; set PAPERLIB_MAX_PARAMS to raise it if the file is trusted")
+        if state is not None:
+            _check_names_and_shapes(sized.state_dict(), state, source)
         return build_network(precond, **init_kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:
         if isinstance(exc, CheckpointError):
@@ -341,7 +387,7 @@ def build_checked(precond: str, init_kwargs: dict, source: str) -> Denoiser:
 def network_from_pickle(path: str | os.PathLike, key: str = "ema") -> Denoiser:
     """Rebuild the EDM/GDD network in ``path`` with paperlib's classes and load its weights exactly."""
     pickled = read_network_pickle(path, key)
-    net = build_checked(pickled.precond, pickled.init_kwargs, str(path))
+    net = build_checked(pickled.precond, pickled.init_kwargs, str(path), pickled.state_dict)
     return _load_weights(net.eval().requires_grad_(False), pickled.state_dict, str(path))
 
 
@@ -366,40 +412,30 @@ def save_network(net: Denoiser, path: str | os.PathLike, extra: dict | None = No
     """Save ``net`` as one safetensors file with its JSON config in the metadata; returns the file path.
 
     ``path`` may be a folder (the file is ``network.safetensors`` inside it) or a ``.safetensors`` file.
-    ``extra`` is JSON-able information kept beside the config (e.g. how the network was trained).
+    ``extra`` is JSON-able information kept beside the config (e.g. how the network was trained). The config
+    carries ``digest``, the :func:`~paperlib.integrity.content_digest` of the config and the weights together.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / NETWORK_FILENAME
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
     config = dict(format=FORMAT_NAME, version=FORMAT_VERSION, precond=type(net).__name__, init_kwargs=net.init_kwargs,
-                  extra=extra or {}, sha256=tensor_checksum(tensors))
+                  extra=extra or {})
+    config = json.loads(json.dumps(config))  # the digest covers the config exactly as it will be read back
+    config["digest"] = network_digest(config, tensors)
     atomic_write_bytes(path, safetensors_save_bytes(tensors, metadata={"paperlib": json.dumps(config)}))
     return path
 
 
-def tensor_checksum(obj: Any) -> str:
-    """SHA-256 of every tensor in a nested dict/list/tuple (dict keys hashed too, in sorted order): the integrity
-    check of paperlib's network files and training states."""
-    digest = hashlib.sha256()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, torch.Tensor):
-            digest.update(node.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(node, dict):
-            for key in sorted(node, key=str):
-                digest.update(str(key).encode())
-                walk(node[key])
-        elif isinstance(node, (list, tuple)):
-            for item in node:
-                walk(item)
-    walk(obj)
-    return digest.hexdigest()
+def network_digest(config: dict, tensors: dict) -> str:
+    """The digest a network file stores: over its config (all but the digest itself) and its weights."""
+    return content_digest(dict(config={k: v for k, v in config.items() if k != "digest"}, weights=tensors))
 
 
 def read_network_file(path: str | os.PathLike, verify: bool = True) -> tuple[dict, dict]:
-    """(config, state_dict) of a paperlib network file, its weights checked against the checksum it stores
-    (unless ``verify=False``; files written before checksums have none). Raises CheckpointError naming the file."""
+    """(config, state_dict) of a paperlib network file, its config and weights checked against the digest it stores
+    (unless ``verify=False``). A file without that digest (written by an older paperlib) is refused when verifying;
+    ``python -m paperlib convert OLD NEW --trust`` re-saves one you trust. Raises CheckpointError naming the file."""
     path = Path(path)
     if path.is_dir():
         path = path / NETWORK_FILENAME
@@ -411,21 +447,34 @@ def read_network_file(path: str | os.PathLike, verify: bool = True) -> tuple[dic
         header = json.loads(data[8:8 + header_len])
         config = json.loads(header["__metadata__"]["paperlib"])
         state = safetensors_load_bytes(data)
-    except (struct.error, json.JSONDecodeError, KeyError, TypeError, SafetensorError, UnicodeDecodeError) as exc:
+        if not isinstance(config, dict):
+            raise TypeError(f"its config is {type(config).__name__}, not a JSON object")
+    except (struct.error, json.JSONDecodeError, KeyError, TypeError, SafetensorError, UnicodeDecodeError,
+            RecursionError) as exc:
         raise CheckpointError(f"{path}: not a readable paperlib network file (truncated or corrupted?): "
                               f"{type(exc).__name__}: {exc}") from None
     if config.get("format") != FORMAT_NAME or config.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format {config.get('format')!r} v{config.get('version')}; "
                               f"expected {FORMAT_NAME!r} v{FORMAT_VERSION}")
-    if verify and config.get("sha256") and config["sha256"] != tensor_checksum(state):
-        raise CheckpointError(f"{path}: its weights do not match the checksum stored with them: the file was "
-                              f"corrupted or edited (load_network(..., verify=False) skips this check)")
+    if verify:
+        if "digest" not in config:
+            raise CheckpointError(f"{path}: carries no digest over its config and weights (written by an older "
+                                  f"paperlib), so an edit cannot be found; if you trust it, re-save it with "
+                                  f"`python -m paperlib convert {path} OUT_DIR --trust`")
+        try:
+            matches = config["digest"] == network_digest(config, state)
+        except IntegrityError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        if not matches:
+            raise CheckpointError(f"{path}: its config or weights do not match the digest stored with them: the file "
+                                  f"was corrupted or edited (load_network(..., verify=False) skips this check)")
     return config, state
 
 
 def load_network(path: str | os.PathLike, key: str = "ema", verify: bool = True) -> Denoiser:
     """Load a network from a paperlib file/folder or an EDM/GDD pickle (``key`` selects 'ema' or 'net');
-    ``verify=False`` skips the checksum of a paperlib file's weights (for speed).
+    ``verify=False`` skips the digest of a paperlib file's config and weights (for speed, or for a trusted file
+    written before digests existed).
 
     Returns the denoiser in eval mode with ``requires_grad`` off, on the CPU.
     """
@@ -433,5 +482,5 @@ def load_network(path: str | os.PathLike, key: str = "ema", verify: bool = True)
     if path.suffix == ".pkl":
         return network_from_pickle(path, key)
     config, state = read_network_file(path, verify=verify)
-    net = build_checked(config.get("precond"), config.get("init_kwargs") or {}, str(path))
+    net = build_checked(config.get("precond"), config.get("init_kwargs") or {}, str(path), state)
     return _load_weights(net.eval().requires_grad_(False), state, str(path))

@@ -13,6 +13,7 @@ import os
 import pickle
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,9 @@ except ImportError:  # numpy 1.x
     from numpy.core.multiarray import _reconstruct as np_reconstruct
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
+IMAGE_MODES = {"L": 1, "RGB": 3}  # 8-bit grey and RGB, as EDM's dataset tool writes them: channels per mode
+MAX_IMAGE_PIXELS = 4096 * 4096    # per image, checked from the header before decoding (PIL's own limit is 89M)
+MAX_MEMBER_BYTES = 256 * 2 ** 20  # per file read from a dataset zip, checked from its directory before inflating
 DIGITS_TEST_SIZE = 360   # 1,797 digits -> 1,437 train / 360 test (20%, stratified by class)
 DIGITS_SPLIT_SEED = 0
 
@@ -147,9 +151,20 @@ class ImageFolderDataset(ImageDataset):
         return self._zip
 
     def _read_bytes(self, fname: str) -> bytes:
+        """A member's bytes; one that claims more than :data:`MAX_MEMBER_BYTES` is refused before it is read."""
+        if self.path.is_dir():
+            size = (self.path / fname).stat().st_size
+        else:
+            size = self._open_zip().getinfo(fname).file_size
+        if size > MAX_MEMBER_BYTES:
+            raise DatasetError(f"{self.path}/{fname}: {size:,} bytes (uncompressed), above the limit of "
+                               f"{MAX_MEMBER_BYTES:,} for one file of a dataset; refused before reading it")
         if self.path.is_dir():
             return (self.path / fname).read_bytes()
-        return self._open_zip().read(fname)
+        try:
+            return self._open_zip().read(fname)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # e.g. a member inflating past its claimed size
+            raise DatasetError(f"{self.path}/{fname}: not readable from the zip: {exc}") from None
 
     def __getstate__(self) -> dict:  # zip handles do not survive pickling into DataLoader workers
         return dict(self.__dict__, _zip=None)
@@ -160,7 +175,7 @@ class ImageFolderDataset(ImageDataset):
             return None
         try:
             meta = json.loads(self._read_bytes("dataset.json"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
             raise DatasetError(f"{self.path}/dataset.json: not valid JSON: {exc}") from None
         entries = meta.get("labels") if isinstance(meta, dict) else None
         if entries is None:
@@ -187,11 +202,22 @@ class ImageFolderDataset(ImageDataset):
         fname = self.files[index]
         try:
             with Image.open(io.BytesIO(self._read_bytes(fname))) as img:
+                # Size and mode from the header, before decoding: a small file can claim a huge image, and a
+                # 16-bit, 1-bit or palette image would give wrong pixel values without a word.
+                if img.width * img.height > MAX_IMAGE_PIXELS:
+                    raise DatasetError(f"{self.path}/{fname}: refused, the image is {img.width}x{img.height} pixels, "
+                                       f"above the limit of {MAX_IMAGE_PIXELS:,} pixels; decoded only below it")
+                if img.mode not in IMAGE_MODES:
+                    raise DatasetError(f"{self.path}/{fname}: image mode {img.mode!r} is not supported; paperlib reads "
+                                       f"8-bit grey ('L') and RGB images, as EDM's dataset tool writes them (convert "
+                                       f"with PIL: Image.open(f).convert('RGB'))")
                 img.load()
                 array = np.asarray(img)
         except Image.DecompressionBombError as exc:
             raise DatasetError(f"{self.path}/{fname}: refused, the image is too large to decode safely ({exc})") from None
         except (OSError, SyntaxError, ValueError) as exc:
+            if isinstance(exc, DatasetError):
+                raise
             raise DatasetError(f"{self.path}/{fname}: not a readable image: {exc}") from None
         array = array[:, :, None] if array.ndim == 2 else array
         array = array.transpose(2, 0, 1)

@@ -4,19 +4,23 @@ Instance distillation is usually run on a dataset of teacher solutions made once
 of diffusion models), not with a fresh multi-step solve per training step: the bank costs ``size`` solves per
 teacher instead of one per training image, and is shared by every seed and run of that teacher. It is cached
 beside the runs as ``instance-bank-<teacher sha256[:12]>-nfe<NFE>-<size>.pt``, so a changed teacher file, step
-count or size makes a new bank and never reuses a stale one.
+count or size makes a new bank and never reuses a stale one. The file carries its teacher's full SHA-256, its step
+count and a digest of all it holds: a bank that fails any check, or has the wrong shapes, is rebuilt, never used.
 """
 
 from __future__ import annotations
 
 import fcntl
 import io
+import os
 from pathlib import Path
 
 import torch
 
 from paperlib.diffusion import edm_sampler
-from paperlib.io import atomic_write_bytes, file_sha256
+from paperlib.integrity import IntegrityError, check_stored_zip, content_digest
+from paperlib.io import atomic_write_bytes, file_sha256, open_no_follow
+from paperlib.rundir import say
 
 BANK_SEED = 2_000_000_000  # the bank's noise seeds: apart from the evaluation seeds (0.. and 10,000,000..)
 SOLVE_BATCH = 256
@@ -45,22 +49,53 @@ def build_bank(teacher: torch.nn.Module, size: int, num_steps: int, device) -> d
     return dict(noise=noise, target=torch.cat(targets), labels=labels)
 
 
+def check_bank(bank: dict, teacher: torch.nn.Module, teacher_sha256: str, size: int, num_steps: int) -> None:
+    """Raise IntegrityError unless ``bank`` (as read from its file) is the bank of this teacher, step count and size:
+    its digest, its teacher's SHA-256 and step count, and its tensors' shapes and dtypes."""
+    if not isinstance(bank, dict):
+        raise IntegrityError(f"holds a {type(bank).__name__}, not a bank")
+    digest = bank.pop("digest", None)
+    if digest != content_digest(bank):
+        raise IntegrityError("its content does not match its digest" if digest else "it carries no digest")
+    if bank.get("teacher_sha256") != teacher_sha256 or bank.get("num_steps") != num_steps:
+        raise IntegrityError("it was solved by another teacher file or step count")
+    image = (size, teacher.img_channels, teacher.img_resolution, teacher.img_resolution)
+    for name, shape in dict(noise=image, target=image, labels=(size, teacher.label_dim)).items():
+        value = bank.get(name)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape or value.dtype != torch.float32:
+            found = (f"{str(value.dtype).removeprefix('torch.')} {list(value.shape)}" if isinstance(value, torch.Tensor)
+                     else type(value).__name__)
+            raise IntegrityError(f"its {name} is {found}; expected float32 {list(shape)}")
+
+
 def load_or_build_bank(teacher: torch.nn.Module, teacher_path: str | Path, size: int, num_steps: int,
                        folder: str | Path, device) -> dict:
-    """The cached bank (see :func:`bank_path`), built and written atomically when missing; tensors on ``device``
-    and its ``path``."""
+    """The cached bank (see :func:`bank_path`), built and written atomically when missing or when the file fails
+    :func:`check_bank` (saying why); tensors on ``device`` and its ``path``."""
     path = bank_path(teacher_path, size, num_steps, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "w") as lock:  # runs started together (seeds in a pool) build it once
+    teacher_sha256 = file_sha256(teacher_path)
+    # runs started together (seeds in a pool) build it once
+    with os.fdopen(open_no_follow(f"{path}.lock", os.O_RDWR | os.O_CREAT), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        bank = None
         if path.exists():
-            bank = torch.load(path, map_location="cpu", weights_only=True)
-        else:
+            try:
+                check_stored_zip(path)
+                bank = torch.load(path, map_location="cpu", weights_only=True)
+                check_bank(bank, teacher, teacher_sha256, size, num_steps)
+            except Exception as exc:  # unreadable, truncated, edited or another teacher's: never used
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                say(f"rebuilding {path}: {why[:300]}")
+                bank = None
+        if bank is None:
             bank = build_bank(teacher, size, num_steps, device)
+            record = dict(bank, teacher_sha256=teacher_sha256, num_steps=num_steps)
             buf = io.BytesIO()
-            torch.save(bank, buf)
+            torch.save(dict(record, digest=content_digest(record)), buf)
             atomic_write_bytes(path, buf.getvalue())
-    return dict({k: v.to(device) for k, v in bank.items()}, path=path)
+    tensors = {k: bank[k].to(device) for k in ("noise", "target", "labels")}
+    return dict(tensors, path=path)
 
 
 def bank_indices(batch_idx: int, batch: int, size: int, seed: int, dist_info) -> torch.Tensor:

@@ -11,7 +11,10 @@ Statistics are float64 means and unbiased covariances; FID is clean-fid's ``frec
 
 from __future__ import annotations
 
+import math
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 from tqdm import tqdm
 
@@ -83,7 +87,12 @@ class DigitsExtractor:
         if not Path(path).is_file():
             raise MetricError(f"{path}: digits feature net not found; regenerate it with `python -m paperlib featnet`")
         self.net = DigitsFeatureNet()
-        self.net.load_state_dict(load_file(str(path)))
+        try:
+            self.net.load_state_dict(load_file(str(path)))
+        except (SafetensorError, RuntimeError, OSError) as exc:  # empty, not safetensors, or another network's weights
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MetricError(f"{path}: not the weights of paperlib's digits feature net ({why}); regenerate them with "
+                              f"`python -m paperlib featnet`") from None
         self.net.eval().to(device)
         self.device = device
         self.name = "digits-featnet"
@@ -111,7 +120,11 @@ class InceptionExtractor:
             raise MetricError(f"{folder / INCEPTION_FILENAME}: Inception weights not found. Download "
                               f"{INCEPTION_FILENAME} (StyleGAN2-ADA's metric network) on a machine with internet access "
                               f"and pass its path; clean-fid itself looks for it in /tmp")
-        self.model = InceptionV3W(str(folder), download=False, resize_inside=True).to(device).eval()
+        try:
+            self.model = InceptionV3W(str(folder), download=False, resize_inside=True).to(device).eval()
+        except (RuntimeError, ValueError, OSError) as exc:  # not a TorchScript archive, or a truncated one
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MetricError(f"{folder / INCEPTION_FILENAME}: not a readable Inception TorchScript file ({why})") from None
         self.device = device
         self.name = "inception-legacy_tensorflow"
 
@@ -160,19 +173,67 @@ class Stats:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Stats":
+        """Read an .npz of ``mu`` [D], ``sigma`` [D, D] and optionally ``count`` (a whole number), as EDM's fid-refs
+        and :meth:`save` write them. Each array's size is read from its header and checked before it is inflated
+        or allocated; pickled objects and non-finite statistics are refused. Raises MetricError naming the file."""
         if not Path(path).is_file():
             raise MetricError(f"{path}: reference statistics not found (expected an .npz with mu and sigma)")
         try:
-            with np.load(path) as data:  # allow_pickle stays False: an object array is refused, not run
-                if "mu" not in data or "sigma" not in data:
-                    raise MetricError(f"{path}: an .npz with arrays mu and sigma was expected, found {sorted(data.files)}")
-                stats = cls(data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data.get("count", 0)))
-        except (ValueError, OSError, EOFError) as exc:  # pickled objects, a truncated or non-npz file
+            arrays = read_npz(path, required=("mu", "sigma"), optional=("count",))
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            if isinstance(exc, MetricError):
+                raise
             raise MetricError(f"{path}: not readable reference statistics (.npz of plain arrays mu, sigma): {exc}") from None
-        if stats.mu.ndim != 1 or stats.sigma.shape != (len(stats.mu), len(stats.mu)):
-            raise MetricError(f"{path}: mu has shape {list(stats.mu.shape)} and sigma {list(stats.sigma.shape)}; "
+        mu, sigma, count = arrays["mu"], arrays["sigma"], arrays.get("count", np.array(0))
+        if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+            raise MetricError(f"{path}: mu has shape {list(mu.shape)} and sigma {list(sigma.shape)}; "
                               f"expected [D] and [D, D]")
-        return stats
+        if count.shape != () or count.dtype.kind not in "iu":
+            raise MetricError(f"{path}: count is a {count.dtype} array of shape {list(count.shape)}; expected one "
+                              f"whole number")
+        if mu.dtype.kind not in "iuf" or sigma.dtype.kind not in "iuf":
+            raise MetricError(f"{path}: mu and sigma are {mu.dtype} and {sigma.dtype}; expected real numbers")
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise MetricError(f"{path}: mu or sigma holds NaN or infinite values; these statistics cannot give a FID")
+        return cls(mu.astype(np.float64), sigma.astype(np.float64), int(count))
+
+
+MAX_NPZ_ARRAY_BYTES = 2 ** 30  # one statistics array: sigma of Inception's 2048-d features is 32 MiB
+
+
+def read_npz(path: str | os.PathLike, required: Sequence[str], optional: Sequence[str] = (),
+             max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz, each refused (MetricError naming the file) when its member or its header claims
+    more than ``max_bytes`` (default :data:`MAX_NPZ_ARRAY_BYTES`), when it holds Python objects, or when it is
+    missing (``required``); nothing is inflated or allocated before those checks."""
+    max_bytes = MAX_NPZ_ARRAY_BYTES if max_bytes is None else max_bytes
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        members = {name[:-4]: name for name in zf.namelist() if name.endswith(".npy")}
+        missing = [name for name in required if name not in members]
+        if missing:
+            raise MetricError(f"{path}: an .npz with arrays {' and '.join(required)} was expected, found {sorted(members)}")
+        for name in [*required, *(n for n in optional if n in members)]:
+            info = zf.getinfo(members[name])
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise MetricError(f"{path}: {name} is in .npy format version {version}; expected 1.0 or 2.0")
+                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = reader(f)
+                stored = info.file_size - f.tell()  # the member's bytes after the header
+            if dtype.hasobject:
+                raise MetricError(f"{path}: {name} holds Python objects (a pickle); plain number arrays are expected")
+            claimed = math.prod(shape) * dtype.itemsize
+            for what, size in (("claims", claimed), ("inflates to", info.file_size - 2 ** 16)):  # (header allowance)
+                if size > max_bytes:
+                    raise MetricError(f"{path}: {name} {what} {size:,} bytes, above the limit of {max_bytes:,} for one "
+                                      f"array of statistics; refused before reading it")
+            if stored < claimed:
+                raise MetricError(f"{path}: {name} claims {claimed:,} bytes but its member holds {stored:,}")
+            with zf.open(info) as f:
+                out[name] = np.lib.format.read_array(f, allow_pickle=False)
+    return out
 
 
 def feature_stats(features: np.ndarray) -> Stats:

@@ -3,7 +3,9 @@ resume that refuses a changed run, and training states that are checked and fall
 
 Files of a run folder: ``config.json`` (the run's TrainConfig), ``metrics.jsonl`` (one JSON record per line),
 ``training-state-<nimg>.pt`` (torch files read with ``weights_only=True``), ``network-snapshot-<nimg>.safetensors``
-and ``network.safetensors`` (paperlib's network format), and ``.lock`` (held by the writing process).
+and ``network.safetensors`` (paperlib's network format), and ``.lock`` (held by the writing process). Every file is
+opened without following a symbolic link that paperlib did not make, and a training state is refused unless its
+stored digest covers all of it: tensors, config, optimiser settings, counters and random states.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import fcntl
 import io
 import json
 import os
+import stat
 from pathlib import Path
 
 import torch
 
-from paperlib.checkpoints import tensor_checksum
-from paperlib.io import atomic_write_bytes, file_sha256
+from paperlib.integrity import IntegrityError, check_stored_zip, content_digest
+from paperlib.io import TEMP_SUFFIX, atomic_write_bytes, file_sha256, open_no_follow
 
 # Config values that only extend a run or change how it is watched: a resume may change these, no others.
 EXTENDABLE = ("run_dir", "total_kimg", "snapshot_kimg", "log_kimg", "keep_states", "num_workers", "device",
@@ -39,7 +42,7 @@ def lock_run_dir(run_dir: Path):
     """Take the folder's exclusive lock for this process's lifetime (the kernel drops it when the process dies, so
     a crashed run leaves none behind). Returns the open lock file; refuses a second writer, naming its pid."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / ".lock", "a+")
+    handle = os.fdopen(open_no_follow(run_dir / ".lock", os.O_RDWR | os.O_CREAT), "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -56,10 +59,14 @@ def lock_run_dir(run_dir: Path):
 
 
 def remove_leftovers(run_dir: Path) -> None:
-    """Delete the temporary files of writes that a killed process left (``.<name>.<random>.tmp``); call under the
-    lock, so that no live writer owns them."""
-    for tmp in sorted(run_dir.glob(".*.tmp")):
-        size = tmp.stat().st_size
+    """Delete the temporary files of writes that a killed process left (``.<name>.<random>.paperlib.tmp``, regular
+    files only: nothing a user named otherwise, no folder, no link's target); call under the lock, so that no live
+    writer owns them."""
+    for tmp in sorted(run_dir.glob(f".*{TEMP_SUFFIX}")):
+        info = tmp.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        size = info.st_size
         tmp.unlink()
         say(f"removed {tmp.name} ({size / 2 ** 20:.1f} MiB), left by an interrupted write")
 
@@ -67,22 +74,28 @@ def remove_leftovers(run_dir: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # The metrics log.
 
-def read_log(path: Path) -> list[dict]:
-    """The records of ``metrics.jsonl``. A torn last line (a write cut short by a full disk or a kill) is dropped
-    from the file, saying so; a broken line before it is an error naming the file and line."""
+def read_log(path: Path, repair: bool = True) -> list[dict]:
+    """The records of ``metrics.jsonl`` (each a JSON object). A torn last line (a write cut short by a full disk or
+    a kill) is dropped, saying so, and with ``repair`` removed from the file; a broken line before it, or a line that
+    is JSON but not an object, is an error naming the file and line."""
     if not path.exists():
         return []
-    text = path.read_text()
-    lines = text.splitlines()
+    lines = path.read_text(errors="replace").splitlines()
     records = []
     for number, line in enumerate(lines, 1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
             if number < len(lines):
                 raise RunError(f"{path}, line {number}: not a JSON record ({exc}); repair or remove that line") from None
             say(f"{path}: dropped a torn last line ({len(line)} characters) left by an interrupted write")
-            write_log(path, records)
+            if repair:
+                write_log(path, records)
+            break
+        if not isinstance(record, dict):
+            raise RunError(f"{path}, line {number}: a JSON {type(record).__name__}, not a record (an object); repair "
+                           f"or remove that line")
+        records.append(record)
     return records
 
 
@@ -93,7 +106,7 @@ def write_log(path: Path, records: list[dict]) -> None:
 def append_log(path: Path, record: dict) -> None:
     """Append one record; a failed write (disk full) is an error naming the file (resume drops the torn line)."""
     try:
-        with open(path, "a") as f:
+        with os.fdopen(open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a") as f:
             f.write(json.dumps(record) + "\n")
     except OSError as exc:
         raise RunError(f"{path}: could not append a log record ({exc.strerror}); the training states and snapshots "
@@ -118,20 +131,24 @@ def config_changes(saved: dict, new: dict, ignore=()) -> list[str]:
             if k not in ignore and not same(k)]
 
 
-def check_resumed_config(run_dir: Path, new: dict) -> None:
+def check_resumed_config(run_dir: Path, new: dict, state: dict | None) -> None:
     """Refuse to resume ``run_dir`` with a config that changes what defines the run (anything outside
-    :data:`EXTENDABLE`), listing every difference. Nothing is written before this check passes."""
+    :data:`EXTENDABLE`), listing every difference. The run is what its newest training state says (its digest covers
+    the config), and ``config.json`` too where it is present; nothing is written before this check passes."""
+    saved = []
+    if state is not None:
+        saved.append(("its training state", json.loads(state["config"])))
     path = run_dir / "config.json"
-    if not path.exists():
-        return
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: not readable JSON ({exc}); cannot check that the resumed run is the same") from None
-    changed = config_changes(saved, new, ignore=EXTENDABLE)
-    if changed:
-        raise RunError(f"{run_dir} holds a different run; resuming may change only {', '.join(EXTENDABLE[1:])}. "
-                       f"Changed: {'; '.join(changed)}. Start it in another run_dir instead")
+    if path.exists():
+        try:
+            saved.append((path.name, json.loads(path.read_text())))
+        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
+            raise RunError(f"{path}: not readable JSON ({exc}); cannot check that the resumed run is the same") from None
+    for source, config in saved:
+        changed = config_changes(config, new, ignore=EXTENDABLE) if isinstance(config, dict) else ["not a JSON object"]
+        if changed:
+            raise RunError(f"{run_dir} holds a different run (by {source}); resuming may change only "
+                           f"{', '.join(EXTENDABLE[1:])}. Changed: {'; '.join(changed)}. Start it in another run_dir instead")
 
 
 def state_paths(run_dir: Path) -> list[Path]:
@@ -139,10 +156,10 @@ def state_paths(run_dir: Path) -> list[Path]:
 
 
 def save_state(path: Path, payload: dict) -> None:
-    """Write a training state atomically with the checksum of its tensors; a failed write (disk full) is an error
-    that says which state is kept."""
+    """Write a training state atomically with the digest of all its content; a failed write (disk full) is an
+    error that says which state is kept."""
     buf = io.BytesIO()
-    torch.save(dict(payload, checksum=tensor_checksum(payload)), buf)
+    torch.save(dict(payload, digest=content_digest(payload)), buf)
     try:
         atomic_write_bytes(path, buf.getvalue())
     except OSError as exc:
@@ -151,16 +168,30 @@ def save_state(path: Path, payload: dict) -> None:
                        f"{kept[-1] if kept else 'no earlier training state'}, which --resume continues from") from None
 
 
+def read_state(path: Path, map_location) -> dict:
+    """A training state, refused (IntegrityError) unless its members are stored as written and its digest matches
+    everything in it; a state written before digests covered more than its tensors is refused too."""
+    check_stored_zip(path)
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict):
+        raise IntegrityError(f"holds a {type(state).__name__}, not a training state")
+    digest = state.pop("digest", None)
+    if digest is None:
+        raise IntegrityError("carries no digest over its content (written by an older paperlib); its settings "
+                             "cannot be verified")
+    if digest != content_digest(state):
+        raise IntegrityError("its content does not match its digest (corrupted or edited)")
+    if not isinstance(state.get("config"), str):
+        raise IntegrityError("holds no run config")
+    return state
+
+
 def load_newest_state(run_dir: Path, map_location) -> tuple[dict | None, Path | None]:
-    """The newest training state that loads and passes its checksum, with its path; (None, None) if none does.
+    """The newest training state that :func:`read_state` accepts, with its path; (None, None) if none does.
     A state that fails is skipped with a message naming it and why, and kept on disk."""
     for path in reversed(state_paths(run_dir)):
         try:
-            state = torch.load(path, map_location=map_location, weights_only=True)
-            checksum = state.pop("checksum", None)
-            if checksum is not None and checksum != tensor_checksum(state):
-                raise RunError("its tensors do not match their checksum (corrupted)")
-            return state, path
+            return read_state(path, map_location), path
         except Exception as exc:  # any failure to read one state: try the next older one, keep the file
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             say(f"skipping {path} (kept on disk): {type(exc).__name__}: {why[:300]}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -142,8 +143,9 @@ class TrainConfig:
                 return
             kind = int if integer else (int, float)
             ok = isinstance(value, kind) and not isinstance(value, bool) and (value > low if strict else value >= low)
+            ok = ok and not (isinstance(value, float) and not math.isfinite(value))  # JSON's Infinity, 1e400
             if not ok:
-                what = "an integer" if integer else "a number"
+                what = "an integer" if integer else "a finite number"
                 raise ConfigError(f"{name}: expected {what} {'>' if strict else '>='} {low:g}, got {value!r}")
 
         for name in ("batch", "r1_interval", "keep_states", "instance_steps", "max_nonfinite_steps"):
@@ -155,7 +157,7 @@ class TrainConfig:
         for name in ("lr_rampup_kimg", "ema_rampup", "r1_gamma_sum", "P_std"):
             number(name, 0)
         number("r1_gamma", 0, none=True)
-        if not isinstance(self.P_mean, (int, float)) or isinstance(self.P_mean, bool):
+        if not isinstance(self.P_mean, (int, float)) or isinstance(self.P_mean, bool) or not math.isfinite(self.P_mean):
             raise ConfigError(f"P_mean: expected a number, got {self.P_mean!r}")
         betas = self.betas
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2
@@ -365,8 +367,12 @@ class GDDObjective(Objective):
                                   f"bn_group={cfg.bn_group}: use fewer processes or a larger batch (the reference's "
                                   f"runs assume {cfg.bn_group} per process)")
             kwargs["bn_group"] = cfg.bn_group
-        self.D = build_discriminator(cfg.discriminator, self.net.img_channels,
-                                     self.net.label_dim, **kwargs).to(device).train()
+        try:
+            self.D = build_discriminator(cfg.discriminator, self.net.img_channels, self.net.label_dim, **kwargs)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"discriminator_kwargs {cfg.discriminator_kwargs}: cannot build the {cfg.discriminator!r} "
+                              f"discriminator: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        self.D = self.D.to(device).train()
         self.extra_modules["D"] = self.D
         if cfg.fast_d:
             self.D.enable_fast(compile=device.type == "cuda")
@@ -540,10 +546,12 @@ class NonFiniteWatch:
         self.last, self.streak = total, (self.streak + 1) * bad
         self.worst = torch.maximum(self.worst, self.streak)
 
-    def check(self, limit: int, kimg: float, last_snapshot: Path | None, warn: bool) -> None:
-        """Warn at the first non-finite gradients; stop once ``limit`` iterations in a row had them."""
+    def check(self, limit: int, kimg: float, last_good: Path | None, warn: bool) -> None:
+        """Warn at the first non-finite gradients; stop once ``limit`` iterations in a row had them, naming
+        ``last_good``, the last snapshot taken outside a run of non-finite steps."""
         if int(self.worst) >= limit:
-            kept = f"the last good snapshot is {last_snapshot}" if last_snapshot else "no snapshot was written"
+            kept = (f"the last snapshot taken before the non-finite steps began is {last_good}" if last_good
+                    else "no snapshot was taken before the non-finite steps began")
             raise RunError(f"stopped at {kimg:g} kimg: {limit} iterations in a row had NaN/inf gradients (is the "
                            f"learning rate too high?); {kept}")
         if warn and not self.warned and int(self.last) > 0:
@@ -583,8 +591,14 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     if state_paths(run_dir) and not resume:
         raise ConfigError(f"{run_dir} already holds a run ({state_paths(run_dir)[-1].name}); pass --resume to "
                           f"continue it or choose another run_dir")
+    # The state to resume from is read before anything is written: it says what the run is, with config.json or
+    # without it (its digest covers the config).
+    state, state_path = load_newest_state(run_dir, device) if resume else (None, None)
+    if resume and state is None and state_paths(run_dir):
+        raise RunError(f"no training state in {run_dir} loads (see above); every file is kept: move them away to start "
+                       f"the run over")
     if resume:
-        check_resumed_config(run_dir, asdict(cfg))
+        check_resumed_config(run_dir, asdict(cfg), state)
     if is_main:
         remove_leftovers(run_dir)
         atomic_write_bytes(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
@@ -610,10 +624,6 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     cur_nimg = batch_idx = 0
     trained_seconds = 0.0  # wall time spent training, over every resumed part, callbacks excluded
     metrics_path = run_dir / "metrics.jsonl"
-    state, state_path = load_newest_state(run_dir, device) if resume else (None, None)
-    if resume and state is None and state_paths(run_dir):
-        raise RunError(f"no training state in {run_dir} loads (see above); every file is kept: move them away to start "
-                       f"the run over")
     if state is not None:
         for name, module in objective.modules().items():
             module.load_state_dict(state["modules"][name])
@@ -625,7 +635,8 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         cur_nimg, batch_idx = int(state["cur_nimg"]), int(state["batch_idx"])
         trained_seconds = float(state.get("trained_seconds", 0.0))
         if is_main:  # drop log records written after the state we resume from
-            write_log(metrics_path, [r for r in read_log(metrics_path) if r.get("nimg", 0) <= cur_nimg])
+            kept = [r for r in read_log(metrics_path) if isinstance(r.get("nimg"), (int, float)) and r["nimg"] <= cur_nimg]
+            write_log(metrics_path, kept)
             say(f"resuming {run_dir} from {state_path.name} ({cur_nimg / 1000:g} kimg)")
     elif is_main:
         if resume:
@@ -650,7 +661,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     clock = dict(start=time.perf_counter(), callbacks=0.0)
     watch = NonFiniteWatch(objective, device)
     snapshots = sorted(run_dir.glob("network-snapshot-*.safetensors"))
-    last_snapshot = snapshots[-1] if snapshots and state is not None else None
+    last_good = snapshots[-1] if snapshots and state is not None else None
     extra = lambda: dict(kimg=cur_nimg / 1000, objective=cfg.objective, freeze_level=cfg.freeze_level)  # noqa: E731
 
     def seconds_trained() -> float:
@@ -674,7 +685,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
 
         # Log (every rank checks the same all-reduced gradients' record, so all stop together).
         if crossed(prev, cur_nimg, log_n) or done or evaluate:
-            watch.check(cfg.max_nonfinite_steps, cur_nimg / 1000, last_snapshot, warn=is_main)
+            watch.check(cfg.max_nonfinite_steps, cur_nimg / 1000, last_good, warn=is_main)
         if is_main and (crossed(prev, cur_nimg, log_n) or done or evaluate):
             stats = {k: float(v) for k, v in stats.items()}
             now = time.perf_counter()
@@ -700,15 +711,16 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
                            noise_rng=noise.generator.get_state(), torch_rng=torch.get_rng_state(),
                            trained_seconds=seconds_trained())
             snapshot_path = run_dir / f"network-snapshot-{cur_nimg:09d}.safetensors"
-            _save_network_checked(ema, snapshot_path, extra(), last_snapshot)
+            _save_network_checked(ema, snapshot_path, extra(), last_good)
             save_state(run_dir / f"training-state-{cur_nimg:09d}.pt", payload)
-            last_snapshot = snapshot_path
+            if int(watch.streak) == 0:  # one taken inside a streak of sanitised steps is no good one to name
+                last_good = snapshot_path
             for old in state_paths(run_dir)[:-cfg.keep_states]:
                 old.unlink()
     bar.close()
     finished_before = state is not None and int(state["cur_nimg"]) >= total and (run_dir / "network.safetensors").exists()
     if is_main and not finished_before:  # a finished run that is resumed has nothing new to write
-        _save_network_checked(ema, run_dir / "network.safetensors", extra(), last_snapshot)
+        _save_network_checked(ema, run_dir / "network.safetensors", extra(), last_good)
     if dinfo.enabled:
         dist.barrier()
     return dict(info, run_dir=str(run_dir), nimg=cur_nimg, sanitized_steps=objective.sanitized_steps,
