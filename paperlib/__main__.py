@@ -1,10 +1,11 @@
 """Command line: ``python -m paperlib <verb> ...``.
 
 Verbs: ``train`` (a preset, any key overridable), ``sample`` (PNGs + .npz from any checkpoint), ``fid`` (FID, KID,
-precision/recall of a checkpoint against a reference), ``sweep`` (mini-scale learning-rate sweep), ``table`` (one
-dataset's FID table at any scale), ``featnet`` (retrain the digits feature net), ``backbones`` (retrain the mini
-projected discriminator's feature networks), ``convert`` (EDM/GDD pickle ->
-paperlib format), ``convert-cifar10`` (CIFAR-10 python archive -> EDM dataset zip).
+precision/recall of a checkpoint against a reference), ``run`` (mini-scale studies: tables, sweeps, the freeze
+ablation, the long budget; :mod:`paperlib.studies`), ``table`` (one dataset's FID table at any scale, the paper's
+included), ``featnet`` (retrain the digits feature net), ``backbones`` (retrain the mini projected discriminator's
+feature networks), ``convert`` (EDM/GDD pickle -> paperlib format), ``convert-cifar10`` (CIFAR-10 python archive ->
+EDM dataset zip).
 """
 
 from __future__ import annotations
@@ -190,69 +191,23 @@ def cmd_fid(args: argparse.Namespace) -> None:
         atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode())
 
 
-def cmd_sweep(args: argparse.Namespace) -> None:
-    from paperlib.evidence import mini_sweep
+def cmd_run(args: argparse.Namespace) -> None:
+    from paperlib.studies import Options, run_studies
 
-    datasets = args.datasets.split(",")
-    methods = args.methods.split(",")
-    chosen = mini_sweep(datasets, methods, runs=args.runs, results=args.results, device=args.device,
-                        workers=args.workers, kimg=args.kimg, eval_num=args.eval_num)
-    for preset, lr in chosen.items():
-        print(f"{preset}: lowest training-split FID at lr {lr:g} (results/mini/sweep-{preset}.json)")
+    options = Options(datasets=tuple(args.datasets.split(",")), kimg=args.kimg, device=args.device,
+                      workers=args.workers, eval_num=args.eval_num, runs=args.runs, results=args.results,
+                      figures=args.figures)
+    run_studies(args.studies.split(","), options, minutes=args.minutes)
 
 
-def cmd_evidence(args: argparse.Namespace) -> None:
-    """Every run of the chosen mini-scale stages in one pool (the best use of the cores or the GPU), then each
-    finished stage's JSON, tables and figures (which find the runs done and only evaluate)."""
-    import time
+def cmd_check(args: argparse.Namespace) -> None:
+    from paperlib.studies import CHECK_SAMPLE, Options, check_records
 
-    from paperlib.evidence import ablation_jobs, freeze_ablation, mini_sweep, sweep_jobs
-    from paperlib.pool import default_workers, run_jobs
-    from paperlib.tables import MINI_DATASETS, TableRequest, build_table, mini_jobs
-
-    stages = args.stages.split(",")
-    unknown = sorted(set(stages) - {"main", "sweep", "ablation"})
-    if unknown:
-        raise ValueError(f"--stages: unknown {unknown}; expected some of main, sweep, ablation")
-    common = dict(device=args.device, kimg=args.kimg)
-    datasets = args.datasets.split(",")
-    if sorted(set(datasets) - set(MINI_DATASETS)):
-        raise ValueError(f"--datasets: expected some of {', '.join(MINI_DATASETS)}, got {args.datasets}")
-    requests = [TableRequest(dataset=d, scale="mini", runs=args.runs, results=args.results, figures=args.figures,
-                             workers=args.workers, fid_num=args.eval_num, **common) for d in datasets]
-    by_stage = dict(main=[job for r in requests for job in mini_jobs(r)],
-                    sweep=sweep_jobs(datasets, runs=args.runs, eval_num=args.eval_num, **common),
-                    ablation=[job for d in datasets for job in ablation_jobs(d, runs=args.runs, eval_num=args.eval_num,
-                                                                             **common)])
-    jobs = list({job.run_dir: job for stage in stages for job in by_stage[stage]}.values())
-    deadline = time.time() + 60 * args.minutes if args.minutes else None
-    done = dict(zip((job.run_dir for job in jobs),
-                    run_jobs(jobs, workers=args.workers or default_workers(args.device), deadline=deadline)))
-    for stage in stages:
-        if any(done.get(job.run_dir) is None for job in by_stage[stage]):
-            print(f"stage {stage}: not every run finished before the deadline; run the command again to go on")
-            continue
-        if stage == "main":
-            for request in requests:
-                build_table(request)
-        elif stage == "sweep":
-            mini_sweep(datasets, runs=args.runs, results=args.results, workers=args.workers, eval_num=args.eval_num,
-                       **common)
-        else:
-            for dataset in datasets:
-                freeze_ablation(dataset, runs=args.runs, results=args.results, figures=args.figures,
-                                workers=args.workers, eval_num=args.eval_num, **common)
-        print(f"stage {stage}: written under {args.results}/", flush=True)
-
-
-def cmd_ablation(args: argparse.Namespace) -> None:
-    from paperlib.evidence import freeze_ablation
-
-    out = freeze_ablation(args.dataset, runs=args.runs, results=args.results, figures=args.figures,
-                          device=args.device, workers=args.workers, kimg=args.kimg, eval_num=args.eval_num)
-    for level in out["levels"]:
-        print(f"{level['policy']}: {100 * level['frozen_fraction']:.1f}% frozen, FID {level['fid']:.2f} "
-              f"(held-out {level['fid_test']:.2f})")
+    options = Options(device=args.device, workers=args.workers, runs=args.runs, results=args.results)
+    report = check_records(options, tuple(args.records.split(",")) if args.records else CHECK_SAMPLE)
+    print(f"mini check {'passed' if report['passed'] else 'FAILED'}: {args.results}/mini-check.json")
+    if not report["passed"]:
+        raise SystemExit(1)
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -274,6 +229,16 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def config_keys_help() -> str:
+    """The train verb's list of config keys: each with its default (before the preset's values) and meaning."""
+    from paperlib.train import TrainConfig
+
+    lines = ["config keys (--key value; values are read as JSON where they parse; a preset sets many of them):"]
+    for name, default, meaning in TrainConfig.key_help():
+        lines.append(f"  --{name} (default {json.dumps(default)})" + (f": {meaning}" if meaning else ""))
+    return "\n".join(lines)
 
 
 def positive_int(text: str) -> int:
@@ -317,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train with a preset; any config key can be overridden as --key value",
                        description="Train with a named preset (an unknown name lists them all). Every key of "
-                                   "the config can be overridden, e.g. --lr 2e-4 --total_kimg 50 --teacher PATH.")
+                                   "the config can be overridden, e.g. --lr 2e-4 --total_kimg 50 --teacher PATH.",
+                       epilog=config_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", required=True)
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<preset>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest training state in the run folder")
@@ -345,35 +311,32 @@ def build_parser() -> argparse.ArgumentParser:
                    "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
     p.set_defaults(func=cmd_fid)
 
-    def pool_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--device", default="auto")
-        p.add_argument("--workers", type=int, default=0, help="runs trained at once (0: one per core, 6 on a GPU)")
-        p.add_argument("--kimg", type=float, default=0.0, help="image budget per run (0: the preset's)")
-        p.add_argument("--eval-num", type=positive_int, default=10000, help="samples per FID")
-        p.add_argument("--runs", default="runs")
-        p.add_argument("--results", default="results")
+    from paperlib.studies import STUDIES
 
-    p = sub.add_parser("sweep", help="mini scale: the learning-rate sweeps that choose the presets' rates "
-                       "(results/mini/sweep-<preset>.json)")
-    p.add_argument("--datasets", default="digits,digits-cond")
-    p.add_argument("--methods", default="gdd,gddi")
-    pool_options(p)
-    p.set_defaults(func=cmd_sweep)
-
-    p = sub.add_parser("evidence", help="mini scale: train every run of the main tables, the sweeps and the freeze "
-                       "ablation in one pool, then write each finished stage's results")
-    p.add_argument("--stages", default="main", help="comma-separated: main, sweep, ablation (in priority order)")
+    p = sub.add_parser("run", help="mini scale: run studies (" + ", ".join(STUDIES) + "): every run they need in one "
+                       "pool, what the ledger holds not trained again, then their tables and figures",
+                       description="Studies: " + "; ".join(f"{k}: {v.help}" for k, v in STUDIES.items()) + ".")
+    p.add_argument("studies", help="comma-separated, e.g. table or table,sweep,ablation,long")
     p.add_argument("--datasets", default="digits", help="comma-separated: digits, digits-cond")
-    p.add_argument("--figures", default="figures")
+    p.add_argument("--kimg", type=float, default=0.0, help="image budget per run (0: each study's own)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0, help="runs trained at once (0: one per core, 6 on a GPU)")
+    p.add_argument("--eval-num", type=int, default=0, help="samples per FID (0: 10,000)")
     p.add_argument("--minutes", type=float, default=0.0, help="start no new run after this long (0: no limit)")
-    pool_options(p)
-    p.set_defaults(func=cmd_evidence)
-
-    p = sub.add_parser("ablation", help="mini scale: the freeze ablation, FID against the generator's frozen fraction")
-    p.add_argument("--dataset", default="digits")
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--results", default="results")
     p.add_argument("--figures", default="figures")
-    pool_options(p)
-    p.set_defaults(func=cmd_ablation)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="mini scale: retrain a stated sample of the ledger's runs from scratch and compare "
+                       "them with their records (bit for bit on the same kind of CPU, else within 3 seed sds)")
+    p.add_argument("--records", default="", help="comma-separated record names (default: one run per method of the "
+                   "unconditional table)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("table", help="train/evaluate every row of a dataset's FID table (smoke, mini or paper scale)")
     p.add_argument("--dataset", default="digits", help="digits | digits-cond (smoke, mini); cifar10 | cifar10-cond | "

@@ -4,26 +4,25 @@ and the paper's Figure 1A with paperlib's own runs overlaid. Used by ``notebooks
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from paperlib.experiments import EVAL_KEYS
 from paperlib.grids import save_grid
 from paperlib.io import atomic_write_bytes, save_figure
+from paperlib.protocol import EVAL_KEYS
 from paperlib.reported import FIGURE_1A
+from paperlib.rundir import RunFolder
 
 
 def load_curve(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     """FID (and precision, recall, ...) recorded during training in ``run_dir/metrics.jsonl``: lists keyed 'kimg',
     'fid', 'fid_test', ... of equal length, in training order. Empty lists when no FID was recorded."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no training log (was the run trained with paperlib?)")
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    records = [r for r in records if "eval_fid" in r]
+    folder = RunFolder(run_dir)
+    if not folder.log.exists():
+        raise FileNotFoundError(f"{folder.log}: no training log (was the run trained with paperlib?)")
+    records = [r for r in folder.records() if "eval_fid" in r]
     curve = {"kimg": [r["kimg"] for r in records]}
     for key in EVAL_KEYS:
         curve[key] = [r.get(f"eval_{key}", float("nan")) for r in records]
@@ -33,7 +32,12 @@ def load_curve(run_dir: str | os.PathLike) -> dict[str, list[float]]:
 def mean_curve(run_dirs: list[str | os.PathLike]) -> dict[str, list[float]]:
     """The mean over seeds of the curves of ``run_dirs`` (recorded at the same kimg), with ``<key>_sd`` lists
     (sample sd; absent for one run) and ``runs`` (how many curves)."""
-    curves = [load_curve(d) for d in run_dirs]
+    return average_curves([load_curve(d) for d in run_dirs])
+
+
+def average_curves(curves: list[dict]) -> dict[str, list[float]]:
+    """The mean over seeds of curves as :func:`load_curve` gives them (recorded at the same kimg), with
+    ``<key>_sd`` lists (sample sd; absent for one curve) and ``runs`` (how many curves)."""
     length = min(len(c["kimg"]) for c in curves)
     out: dict = {"kimg": curves[0]["kimg"][:length], "runs": len(curves)}
     for key in EVAL_KEYS:
@@ -54,7 +58,7 @@ def curves_of_table(table: dict) -> dict[str, dict]:
 def collect_progress(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Gather one run's progress samples (``run_dir/progress/kimg-*.npz``) into one small file ``out`` (images
     [T, 32, C, H, W] uint8, kimg [T]) that can be committed beside its table, so the grids need no run folder."""
-    files = sorted(Path(run_dir, "progress").glob("kimg-*.npz"))
+    files = RunFolder(run_dir).progress_files()
     if not files:
         raise FileNotFoundError(f"{run_dir}/progress holds no sample snapshots (train with fid_every_kimg > 0)")
     images, kimgs = [], []

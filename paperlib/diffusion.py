@@ -41,22 +41,29 @@ def nfe_of(num_steps: int, solver: str = "heun") -> int:
     return 2 * num_steps - 1 if solver == "heun" else num_steps
 
 
-def edm_sampler(net: Callable, latents: torch.Tensor, class_labels: torch.Tensor | None = None, num_steps: int = 18,
-                sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0, solver: str = "heun",
-                S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"), S_noise: float = 1.0,
-                randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
+def edm_schedule(net: Callable, num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0,
+                 rho: float = 7.0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """EDM's schedule for ``net`` (:func:`sigma_steps`), with sigma_min/sigma_max clamped to the network's supported
+    range when it declares one. Returns [num_steps + 1] float64, ending in 0."""
+    sigma_min = max(sigma_min, getattr(net, "sigma_min", 0.0))
+    sigma_max = min(sigma_max, getattr(net, "sigma_max", float("inf")))
+    return sigma_steps(num_steps, sigma_min, sigma_max, rho, device=device)
+
+
+def edm_sampler(net: Callable, latents: torch.Tensor, t_steps: torch.Tensor, class_labels: torch.Tensor | None = None,
+                solver: str = "heun", S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"),
+                S_noise: float = 1.0, randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
                 net_kwargs: dict | None = None) -> torch.Tensor:
-    """EDM's sampler (Karras et al. 2022, Algorithm 2): deterministic when S_churn = 0.
+    """EDM's sampler (Karras et al. 2022, Algorithm 2) along the noise levels ``t_steps`` (decreasing, [N + 1]
+    ending in 0; :func:`edm_schedule` makes EDM's): deterministic when S_churn = 0.
 
     net: D(x; sigma, labels, **net_kwargs) -> denoised x. latents: [B, C, H, W] standard normal.
     Returns [B, C, H, W] float64.
-    sigma_min/sigma_max are clamped to the network's supported range when it declares one.
     """
     if solver not in ("heun", "euler"):
         raise ValueError(f"solver must be 'heun' or 'euler', got {solver!r}")
-    sigma_min = max(sigma_min, getattr(net, "sigma_min", 0.0))
-    sigma_max = min(sigma_max, getattr(net, "sigma_max", float("inf")))
-    t_steps = sigma_steps(num_steps, sigma_min, sigma_max, rho, device=latents.device)
+    num_steps = len(t_steps) - 1
+    t_steps = t_steps.to(latents.device, torch.float64)
     net_kwargs = net_kwargs or {}
     x_next = latents.to(torch.float64) * t_steps[0]
     for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
@@ -177,15 +184,17 @@ def generate(net: Denoiser, seeds: Sequence[int], num_steps: int | None = None, 
             raise ValueError(f"this checkpoint is a one-step GDD generator; --steps must be 1, got {num_steps}")
         return SampleBatch(seeds, net.generate(latents, onehot, force_fp32=not bf16).float(), labels, 1)
     num_steps = 18 if num_steps is None else num_steps
-    images = edm_sampler(net, latents, onehot, num_steps=num_steps, solver=solver, randn_like=rnd.randn_like,
+    schedule = {k: sampler_kwargs.pop(k) for k in ("sigma_min", "sigma_max", "rho") if k in sampler_kwargs}
+    t_steps = edm_schedule(net, num_steps, device=device, **schedule)
+    images = edm_sampler(net, latents, t_steps, onehot, solver=solver, randn_like=rnd.randn_like,
                          net_kwargs={} if bf16 else dict(half_dtype=torch.float16), **sampler_kwargs)
     return SampleBatch(seeds, images.float(), labels, nfe_of(num_steps, solver))
 
 
-def edm_sigma(batch: int, P_mean: float = -1.2, P_std: float = 1.2, generator: torch.Generator | None = None,
-              device: torch.device | str = "cpu") -> torch.Tensor:
-    """EDM's training noise levels: ln(sigma) ~ N(P_mean, P_std^2). Returns [batch, 1, 1, 1]."""
-    return (torch.randn([batch, 1, 1, 1], generator=generator, device=device) * P_std + P_mean).exp()
+def edm_sigma(normal: torch.Tensor, P_mean: float = -1.2, P_std: float = 1.2) -> torch.Tensor:
+    """EDM's training noise levels, ln(sigma) ~ N(P_mean, P_std^2), from standard normal draws ``normal``
+    ([B, 1, 1, 1]; the caller's random stream). Returns a tensor of the same shape."""
+    return (normal * P_std + P_mean).exp()
 
 
 def edm_loss(net: Denoiser, images: torch.Tensor, class_labels: torch.Tensor | None, sigma: torch.Tensor,

@@ -12,8 +12,6 @@ see the same features. """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 import os
 import warnings
@@ -21,7 +19,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 from paperlib.checkpoints import read_class_embedding
 from paperlib.digits_backbones import DIGITS_BACKBONES, load_digits_backbone
@@ -255,10 +254,23 @@ class FeatureNetwork(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 # Trainable heads.
 
+class _ReferenceSpectralNorm(_SpectralNorm):
+    """PyTorch's spectral-norm parametrization with the reference's power iteration (``torch.nn.utils.spectral_norm``,
+    hook-based): v from u first, then u from v. PyTorch's parametrization updates u first; from the same vectors the
+    two give other estimates of the norm until they converge."""
+
+    @torch.no_grad()
+    def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
+        for _ in range(n_power_iterations):
+            self._v = F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps, out=self._v)
+            self._u = F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps, out=self._u)
+
+
 def _spectral_norm(layer: nn.Module) -> nn.Module:
-    """Spectral norm as the reference's (hook-based) one starts: u and v random unit vectors, without the 15 power
-    iterations that PyTorch's parametrization runs at construction; one iteration per training forward after."""
-    layer = spectral_norm(layer)
+    """Spectral norm as the reference's (hook-based) one runs: u and v start as random unit vectors, without the 15
+    power iterations that PyTorch's parametrization runs at construction, and each training forward updates v, then
+    u (:class:`_ReferenceSpectralNorm`)."""
+    parametrize.register_parametrization(layer, "weight", _ReferenceSpectralNorm(layer.weight))
     sn = layer.parametrizations.weight[0]
     with torch.no_grad():
         sn._u.copy_(F.normalize(torch.randn_like(sn._u), dim=0, eps=sn.eps))
@@ -380,95 +392,21 @@ class ProjectedDiscriminator(nn.Module):
         self.heads = nn.ModuleList([
             nn.ModuleList([MiniDiscriminator(c, r, label_dim, embedding=embedding, bn_group=bn_group, width=width)
                            for c, r in zip(f.projection.out_channels, f.head_resolutions())]) for f in self.features])
-        self.fast = False
-        self._exact = False
-        self._compiled: list | None = None
-        self._real_index: dict[bytes, int] | None = None  # image bytes -> row of _real_maps
-        self._real_maps: list[list[torch.Tensor]] = []    # per backbone, per level: [N, C_l, R_l, R_l]
 
     def trainable_parameters(self):
         return self.heads.parameters()
 
-    @torch.no_grad()
-    def cache_real_features(self, images: torch.Tensor, batch: int) -> None:
-        """Compute the frozen feature maps (backbone and random projection) of every training image [N, C, R, R]
-        once, in batches of ``batch`` images (this process's training batch), and reuse them whenever a batch of
-        those exact images comes back without needing an input gradient: the discriminator step on reals (R1 needs
-        the gradient and recomputes). A map depends on the batch size the convolutions see, not on the other images
-        in the batch, so a looked-up map equals a recomputed one bit for bit (tested); the last chunk is therefore
-        padded to ``batch`` images. For in-memory datasets (digits: about 100 KB per image)."""
-        n = len(images)
-        chunks = [images[i:i + batch] for i in range(0, n, batch)]
-        chunks[-1] = torch.cat([chunks[-1], images[:batch - len(chunks[-1])]])
-        self._real_maps = []
-        for k in range(len(self.features)):
-            per_chunk = [self._feature_maps(k, chunk) for chunk in chunks]
-            self._real_maps.append([torch.cat([maps[level] for maps in per_chunk])[:n]
-                                    for level in range(len(per_chunk[0]))])
-        self._real_index = {key: i for i, key in enumerate(_image_keys(images))}
+    def feature_maps(self, k: int, x: torch.Tensor, resize_by_matmul: bool = False) -> list[torch.Tensor]:
+        """Backbone ``k``'s frozen feature maps of images ``x`` (backbone and random projections), one per head."""
+        return self.features[k](x, resize_by_matmul=resize_by_matmul)
 
-    def _cached_maps(self, x: torch.Tensor) -> list[list[torch.Tensor]] | None:
-        if self._real_index is None or x.requires_grad:
-            return None
-        rows = [self._real_index.get(key) for key in _image_keys(x)]
-        if None in rows:
-            return None
-        index = torch.tensor(rows, device=self._real_maps[0][0].device)
-        return [[level[index] for level in maps] for maps in self._real_maps]
-
-    def enable_fast(self, compile: bool = False) -> None:
-        """Opt-in speed (``TrainConfig.fast_d``): the frozen feature networks run in bf16 autocast on channels-last
-        inputs resized by matrix products (:func:`resize_bilinear_by_matmul`); the heads stay fp32 (TF32 on CUDA,
-        set by the training loop). ``compile``: each backbone's whole path from images to logits (features and
-        heads) is compiled, so the heads' BatchNorm and LeakyReLU fuse with their neighbours. Passes inside
-        :meth:`exact` take the faithful, uncompiled path."""
-        self.fast = True
-        self.features.to(memory_format=torch.channels_last)
-        self._compiled = [torch.compile(functools.partial(self._logits, k)) for k in range(len(self.heads))] if compile else None
-
-    @contextlib.contextmanager
-    def exact(self):
-        """The faithful fp32 path, without autocast, TF32 or compiled graphs (the weights stay channels-last, which
-        changes only the rounding), for the passes of this block: R1, whose double backward compiled graphs do not
-        support, and whose penalty should not see bf16 rounding."""
-        tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        self._exact = True
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            yield
-        finally:
-            self._exact = False
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-
-    def _feature_maps(self, k: int, x: torch.Tensor) -> list[torch.Tensor]:
-        if not self.fast or self._exact:
-            return self.features[k](x)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            maps = self.features[k](x, resize_by_matmul=True)
-        return [m.float() for m in maps]
-
-    def _heads(self, k: int, maps: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
+    def heads_logits(self, k: int, maps: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
         """Backbone ``k``'s logits [B, N_k] from its feature maps."""
         return torch.cat([head(m, labels) for head, m in zip(self.heads[k], maps)], dim=1)
 
-    def _logits(self, k: int, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self._heads(k, self._feature_maps(k, x), labels)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None, reals: bool = False) -> list[torch.Tensor]:
-        """Logits per backbone. ``reals``: ``x`` is a batch of training images, whose frozen feature maps are looked
-        up when :meth:`cache_real_features` holds them (generated batches never are, so they skip the lookup)."""
-        cached = self._cached_maps(x) if reals else None
-        if cached is not None:
-            return [self._heads(k, maps, labels) for k, maps in enumerate(cached)]
-        if self._compiled and not self._exact:
-            return [run(x, labels) for run in self._compiled]
-        return [self._logits(k, x, labels) for k in range(len(self.heads))]
-
-
-def _image_keys(images: torch.Tensor) -> list[bytes]:
-    """Each image's bytes: the key under which its cached feature maps are found."""
-    flat = images.detach().to("cpu", torch.float32).contiguous().flatten(1).numpy()
-    return [row.tobytes() for row in flat]
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
+        """Logits per backbone."""
+        return [self.heads_logits(k, self.feature_maps(k, x), labels) for k in range(len(self.heads))]
 
 
 def _class_embedding(source: torch.Tensor | str | None) -> torch.Tensor | None:
@@ -508,8 +446,8 @@ class SmallDiscriminator(nn.Module):
     def trainable_parameters(self):
         return self.parameters()
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None, reals: bool = False) -> list[torch.Tensor]:
-        """Logits; ``reals`` is accepted for the projected discriminator's interface (nothing is cached here)."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
+        """Logits (one tensor)."""
         h1 = self.down1(self.stem(x))
         h2 = self.down2(h1)
         out1, out2 = self.head1(h1), self.head2(h2)

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from paperlib.checkpoints import load_network
+from paperlib.curves import load_curve
 from paperlib.io import atomic_write_bytes, resolve_device
 from paperlib.metrics import (
     Reference,
@@ -26,28 +27,27 @@ from paperlib.metrics import (
     generate_uint8,
 )
 from paperlib.presets import preset_config
-from paperlib.rundir import config_changes
+from paperlib.protocol import EVAL_KEYS, PROGRESS_SEEDS, TRAINING_FID_SEED_START
+from paperlib.rundir import RunFolder, config_changes
 from paperlib.train import train
 
-PROGRESS_SEEDS = range(32)  # the same seeds as the final sample grids, so grids over training compare
-# Metrics that fid_callback logs during training, each as 'eval_<key>' (read back by paperlib.curves).
-EVAL_KEYS = ("fid", "fid_test", "precision", "recall", "memorisation")
 
-
-def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress_dir: str | Path | None = None) -> Callable:
+def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress: RunFolder | None = None) -> Callable:
     """A training callback that records FID (and precision/recall) of the EMA generator against training images.
 
-    The FID samples use seeds from 10,000,000 on, apart from the final evaluation's. With ``progress_dir``, the
-    images of :data:`PROGRESS_SEEDS` are also saved there as ``kimg-<kimg * 1000>.npz`` (uint8 [32, C, H, W]).
+    The FID samples use the seeds from :data:`~paperlib.protocol.TRAINING_FID_SEED_START` on, apart from the final
+    evaluation's; its metrics are logged as ``eval_<key>`` for each of :data:`~paperlib.protocol.EVAL_KEYS`. With
+    ``progress`` (the run's folder), the images of :data:`~paperlib.protocol.PROGRESS_SEEDS` are also saved in its
+    progress files (uint8 [32, C, H, W]).
     """
     def callback(kimg: float, ema) -> dict:
         device = next(ema.parameters()).device  # the training device
-        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=10_000_000, device=device, progress=False)
-        if progress_dir is not None:
+        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=TRAINING_FID_SEED_START, device=device, progress=False)
+        if progress is not None:
             images, _ = generate_uint8(ema, PROGRESS_SEEDS, device=device, progress=False)
             buf = io.BytesIO()
             np.savez(buf, images=images, kimg=kimg)
-            atomic_write_bytes(Path(progress_dir) / f"kimg-{round(kimg * 1000):09d}.npz", buf.getvalue())
+            atomic_write_bytes(progress.progress_file(round(kimg * 1000)), buf.getvalue())
         return {f"eval_{k}": v for k, v in result.items() if k in EVAL_KEYS}
     return callback
 
@@ -74,20 +74,20 @@ def snapshot_fid_callback(ref: str, features: str = "inception", feature_weights
 def best_snapshot(run_dir: str | Path) -> dict | None:
     """The snapshot of a run with the lowest ``eval_fid`` in its metrics.jsonl (see :func:`snapshot_fid_callback`):
     dict(kimg, fid, num, checkpoint), or None when the run logged no snapshot FID."""
-    path = Path(run_dir) / "metrics.jsonl"
-    records = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
-    scored = [r for r in records if "eval_fid" in r]
+    folder = RunFolder(run_dir)
+    scored = [r for r in folder.records() if "eval_fid" in r]
     if not scored:
         return None
     best = min(scored, key=lambda r: r["eval_fid"])
     return dict(kimg=best["kimg"], fid=best["eval_fid"], num=best.get("eval_num"),
-                checkpoint=str(Path(run_dir) / f"network-snapshot-{best['nimg']:09d}.safetensors"))
+                checkpoint=str(folder.snapshot(best["nimg"])))
 
 
 def cached_result(preset: str, run_dir: str, eval_num: int, **overrides) -> dict | None:
     """The ``result.json`` of a finished run made with this exact config and sample count, else None."""
-    path = Path(run_dir) / "result.json"
-    if not path.exists() or not (Path(run_dir) / "network.safetensors").exists():
+    folder = RunFolder(run_dir)
+    path = folder.result
+    if not path.exists() or not folder.network.exists():
         return None
     result = json.loads(path.read_text())
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
@@ -104,19 +104,21 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
     With ``fid_every_kimg``, FID during training (``curve_num`` samples, against the training and held-out splits)
     goes into the run's ``metrics.jsonl`` and sample grids of fixed seeds into ``run_dir/progress/`` (see
     :func:`fid_callback`). Returns the config overrides, seed, learning rate, training summary, training wall time
-    (summed over resumed parts, evaluations excluded), the sample count ``num`` and the metrics.
+    (summed over resumed parts, evaluations excluded), the sample count ``num``, the metrics and, with
+    ``fid_every_kimg``, the ``curve`` of FID during training (:func:`paperlib.curves.load_curve`, plus its ``num``).
     """
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
-    callback = (fid_callback(extractor, ref, num=curve_num, progress_dir=Path(run_dir) / "progress")
-                if fid_every_kimg else None)
+    folder = RunFolder(run_dir)
+    callback = fid_callback(extractor, ref, num=curve_num, progress=folder) if fid_every_kimg else None
     summary = train(cfg, resume=resume, callback=callback, callback_kimg=fid_every_kimg, progress=False)
     device = resolve_device(cfg.device)
-    net = load_network(Path(run_dir) / "network.safetensors").to(device)
+    net = load_network(folder.network).to(device)
     metrics = evaluate_network(net, extractor, ref, num=eval_num, device=device, progress=False)
     result = dict(preset=preset, run_dir=run_dir, overrides=overrides, config=asdict(cfg), seed=cfg.seed, lr=cfg.lr,
                   train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
-                  frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics)
-    atomic_write_bytes(Path(run_dir) / "result.json", json.dumps(result, indent=2).encode())
+                  frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics,
+                  curve=dict(load_curve(run_dir), num=curve_num) if fid_every_kimg else None)
+    atomic_write_bytes(folder.result, json.dumps(result, indent=2).encode())
     return result
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from paperlib.diffusion import edm_sampler
+from paperlib.diffusion import edm_sampler, edm_schedule
 from paperlib.integrity import IntegrityError, check_stored_zip, content_digest
 from paperlib.io import atomic_write_bytes, file_sha256, open_no_follow
+from paperlib.protocol import BANK_SEED
 from paperlib.rundir import say
 
-BANK_SEED = 2_000_000_000  # the bank's noise seeds: apart from the evaluation seeds (0.. and 10,000,000..)
 SOLVE_BATCH = 256
 
 
@@ -41,11 +41,11 @@ def build_bank(teacher: torch.nn.Module, size: int, num_steps: int, device) -> d
     labels = torch.zeros(size, teacher.label_dim)
     if teacher.label_dim:
         labels[torch.arange(size), torch.arange(size) % teacher.label_dim] = 1
-    targets = []
+    targets, t_steps = [], edm_schedule(teacher, num_steps, device=device)
     for start in range(0, size, SOLVE_BATCH):
         z = noise[start:start + SOLVE_BATCH].to(device)
         c = labels[start:start + SOLVE_BATCH].to(device) if teacher.label_dim else None
-        targets.append(edm_sampler(teacher, z, c, num_steps=num_steps).float().cpu())
+        targets.append(edm_sampler(teacher, z, t_steps, c).float().cpu())
     return dict(noise=noise, target=torch.cat(targets), labels=labels)
 
 

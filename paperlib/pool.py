@@ -14,10 +14,11 @@ import json
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import torch
+
+from paperlib.rundir import RunFolder
 
 
 @dataclass
@@ -31,6 +32,22 @@ class Job:
     eval_num: int = 10000
     fid_every_kimg: float = 0.0
     curve_num: int = 2000       # samples of each FID recorded during training
+    ledger: str = ""            # the ledger folder, and the run's record in it (paperlib.ledger): a run whose
+    record: str = ""            # record exists is not trained again, and a finished run writes its record
+
+    def config(self) -> dict:
+        from paperlib.presets import preset_config
+
+        return asdict(preset_config(self.preset, run_dir=self.run_dir, **self.overrides))
+
+    def recorded(self) -> dict | None:
+        """The result kept in this job's ledger record, or None (no record, or a job without one)."""
+        from paperlib.ledger import matching_record, result_of
+
+        if not self.record:
+            return None
+        record = matching_record(self.ledger, self.record, self.config(), self.eval_num)
+        return None if record is None else result_of(record, self.run_dir)
 
 
 _WORKER: dict = {}
@@ -42,18 +59,31 @@ def _init_worker(threads: int) -> None:
 
 def run_job(job: Job) -> dict:
     """Train (or resume) and evaluate one job in this process; the digits feature net is built once per process.
-    A finished run whose ``result.json`` was made with the same config and sample count is not evaluated again."""
+    A run with a ledger record is taken from it; a finished run whose ``result.json`` was made with the same config
+    and sample count is not evaluated again; either way a job with a record name leaves its record written."""
+    from paperlib.curves import load_curve
     from paperlib.experiments import cached_result, train_and_evaluate
+    from paperlib.ledger import run_record, write_record
     from paperlib.metrics import DigitsExtractor, digits_reference
 
-    cached = cached_result(job.preset, job.run_dir, job.eval_num, **job.overrides)
-    if cached is not None:
-        return cached
-    if "ref" not in _WORKER:
-        _WORKER["extractor"] = DigitsExtractor()
-        _WORKER["ref"] = digits_reference(_WORKER["extractor"])
-    return train_and_evaluate(job.preset, job.run_dir, _WORKER["extractor"], _WORKER["ref"], eval_num=job.eval_num,
-                              fid_every_kimg=job.fid_every_kimg, curve_num=job.curve_num, **job.overrides)
+    recorded = job.recorded()
+    if recorded is not None:
+        return recorded
+    result = cached_result(job.preset, job.run_dir, job.eval_num, **job.overrides)
+    if result is None:
+        if "ref" not in _WORKER:
+            _WORKER["extractor"] = DigitsExtractor()
+            _WORKER["ref"] = digits_reference(_WORKER["extractor"])
+        result = train_and_evaluate(job.preset, job.run_dir, _WORKER["extractor"], _WORKER["ref"],
+                                    eval_num=job.eval_num, fid_every_kimg=job.fid_every_kimg, curve_num=job.curve_num,
+                                    **job.overrides)
+    if job.record:
+        curve = result.get("curve")
+        if curve is None and job.fid_every_kimg and RunFolder(job.run_dir).log.exists():  # a result.json of old
+            curve = dict(load_curve(job.run_dir), num=job.curve_num)
+        record = write_record(job.ledger, run_record(job.record, result, curve))
+        result = dict(result, record=job.record, protocol=json.loads(record.read_text())["protocol"])
+    return result
 
 
 def default_workers(device: str = "auto") -> int:
@@ -65,17 +95,10 @@ def default_workers(device: str = "auto") -> int:
 def _latest_training_fid(run_dir: str, since: float = 0.0) -> dict | None:
     """The last metrics line with a FID during training (``eval_fid``) in a run's log, or None (also when the log
     was last written before ``since``, a ``time.time()``: a finished run being read back, not trained)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    latest = None
-    if path.exists() and path.stat().st_mtime >= since:
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # the line being written
-                continue
-            if "eval_fid" in row:
-                latest = row
-    return latest
+    folder = RunFolder(run_dir)
+    if not folder.log.exists() or folder.log.stat().st_mtime < since:
+        return None
+    return next((r for r in reversed(folder.records()) if "eval_fid" in r), None)
 
 
 def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda line: print(line, flush=True),
@@ -85,25 +108,35 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
     list order; after ``deadline`` (a ``time.time()``) no new job starts, and those not started return None. Every
     ``poll_seconds`` the running jobs' logs are read, and each FID during training they recorded since is printed."""
     started = time.perf_counter()
-    results: list[dict | None] = [None] * len(jobs)
+    results: list[dict | None] = [job.recorded() for job in jobs]  # recorded runs are done: no worker needed
+    for i, r in enumerate(results):
+        if r is not None:
+            results[i] = dict(r, from_ledger=True)
+    todo = [i for i, r in enumerate(results) if r is None]
 
     def report(i: int) -> None:
-        done = sum(r is not None for r in results)
-        r, elapsed = results[i], time.perf_counter() - started
-        left = elapsed / done * (len(jobs) - done)
-        log(f"[{done}/{len(jobs)}] {jobs[i].label}: {r['kimg']:g} kimg, FID {r['fid']:.2f} (held-out "
-            f"{r['fid_test']:.2f}), trained in {r['train_seconds']:.0f} s; about {left / 60:.0f} min left")
+        r, line = results[i], f"{jobs[i].label}: {results[i]['kimg']:g} kimg, FID {results[i]['fid']:.2f} (held-out "
+        line += f"{r['fid_test']:.2f}), "
+        if r.get("from_ledger"):
+            log(f"[recorded] {line}from its ledger record")
+            return
+        trained = sum(results[j] is not None for j in todo)
+        left = (time.perf_counter() - started) / trained * (len(todo) - trained)
+        log(f"[{trained}/{len(todo)}] {line}trained in {r['train_seconds']:.0f} s; about {left / 60:.0f} min left")
 
-    if workers <= 1 or len(jobs) <= 1:
-        for i, job in enumerate(jobs):
+    for i in range(len(jobs)):
+        if results[i] is not None:
+            report(i)
+    if workers <= 1 or len(todo) <= 1:
+        for i in todo:
             if deadline is not None and time.time() > deadline:
                 break
-            results[i] = run_job(job)
+            results[i] = run_job(jobs[i])
             report(i)
         return results
     context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
     pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
-    pending = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+    pending = {pool.submit(run_job, jobs[i]): i for i in todo}
     seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
     wall_start = time.time()
     waiting = set(pending)

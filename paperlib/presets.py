@@ -9,11 +9,8 @@ convention through it (gamma = 1e-4 / bn_group, see ``paperlib.losses``), whatev
 
 from __future__ import annotations
 
-from paperlib.io import ASSETS
+from paperlib.protocol import MINI_KIMG, MINI_TEACHERS, PAPER_DATASETS
 from paperlib.train import ConfigError, TrainConfig
-
-MINI_TEACHERS = {False: str(ASSETS / "teachers" / "digits-uncond.safetensors"),  # shipped with the package
-                 True: str(ASSETS / "teachers" / "digits-cond.safetensors")}
 
 # NCSN++-style SongUNet for 8x8 digits (8 -> 4 -> 2), 1.78M parameters.
 MINI_ARCH = dict(model_type="SongUNet", embedding_type="fourier", encoder_type="residual", decoder_type="standard",
@@ -33,21 +30,25 @@ GENERATOR_CONFIGS = {
 }
 
 
-def _paper(backbones: str, batch: int, lr: float, d_lr: float, kimg: float, ema_kimg: float, conditional: bool,
-           teacher_name: str) -> dict:
+_TEACHER_FILES = {prefix: teacher for prefix, _, teacher in PAPER_DATASETS.values()}
+
+
+def _paper(prefix: str, backbones: str, batch: int, lr: float, d_lr: float, kimg: float, ema_kimg: float,
+           conditional: bool) -> dict:
     per_process_batch = batch // 4  # the reference's train.sh runs 4 GPUs per command
     return dict(objective="gdd", conditional=conditional, batch=batch, lr=lr, d_lr=d_lr, total_kimg=kimg,
                 ema_kimg=ema_kimg, discriminator="projected", discriminator_kwargs=dict(backbones=backbones),
                 bn_group=per_process_batch, r1_gamma=None, r1_gamma_sum=1e-4, r1_interval=16, gan_loss="ns", bf16=True, seed=42,
-                snapshot_kimg=250, log_kimg=25, dataset="", teacher=None, _teacher_name=teacher_name)
+                snapshot_kimg=250, log_kimg=25, dataset="", teacher=None, _teacher_name=_TEACHER_FILES[prefix])
 
 
 _PAPER_RUNS = {
-    "cifar10-uncond": _paper("vgg16_bn+lite0", 256, 1e-4, 1e-4, 5000, 500, False, "edm-cifar10-32x32-uncond-ve.pkl"),
-    "cifar10-cond": _paper("vgg16_bn+lite0", 256, 1e-4, 1e-4, 5000, 500, True, "edm-cifar10-32x32-cond-ve.pkl"),
-    "afhqv2-64": _paper("deit+lite0", 256, 2e-5, 4e-5, 10000, 500, False, "edm-afhqv2-64x64-uncond-ve.pkl"),
-    "ffhq-64": _paper("deit+lite0", 256, 2e-5, 4e-5, 10000, 500, False, "edm-ffhq-64x64-uncond-ve.pkl"),
-    "imagenet-64": _paper("deit+lite0", 512, 8e-6, 4e-5, 10000, 50000, True, "edm-imagenet-64x64-cond-adm.pkl"),
+    prefix: _paper(prefix, *settings) for prefix, settings in {
+        "cifar10-uncond": ("vgg16_bn+lite0", 256, 1e-4, 1e-4, 5000, 500, False),
+        "cifar10-cond": ("vgg16_bn+lite0", 256, 1e-4, 1e-4, 5000, 500, True),
+        "afhqv2-64": ("deit+lite0", 256, 2e-5, 4e-5, 10000, 500, False),
+        "ffhq-64": ("deit+lite0", 256, 2e-5, 4e-5, 10000, 500, False),
+        "imagenet-64": ("deit+lite0", 512, 8e-6, 4e-5, 10000, 50000, True)}.items()
 }
 
 
@@ -61,9 +62,6 @@ def _mini_teacher(conditional: bool) -> dict:
 # different designs (paperlib.digits_backbones) on 4x-upsampled digits, the frozen random CCM/CSM projections and
 # multi-scale heads at 1/8 of the paper's channels, BatchNorm over the batch of 64 and R1 as the paper sets it.
 MINI_PROJECTED = dict(discriminator="projected", bn_group=64, r1_gamma=None, r1_gamma_sum=1e-4)
-# 48 kimg: 33 passes over the 1,437 training digits, a third of the paper's ~100 (5 Mimg over CIFAR-10's 50k
-# images), so that ./run_all.sh mini fits in an hour on 2 CPU cores; --kimg 144 runs the paper's passes.
-MINI_KIMG = 48
 
 
 def _mini_student(objective: str, conditional: bool, freeze_level: int) -> dict:

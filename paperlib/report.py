@@ -1,6 +1,7 @@
 """The final report: every ``results/**/table.json`` gathered into markdown and PNG tables, the learning-rate
-sweeps, what the numbers say about each of the paper's claims, and the README's results section kept in step with
-them (between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` markers). Used by ``notebooks/tables.ipynb``."""
+sweeps, what the numbers say about each of the paper's claims, the protocol they were decided by, and the generated
+sections of the README, RESULTS.md and PROTOCOL.md kept in step with them (between ``<!-- results:NAME -->`` and
+``<!-- /results:NAME -->`` markers). Used by ``notebooks/tables.ipynb``."""
 
 from __future__ import annotations
 
@@ -14,8 +15,19 @@ import numpy as np
 
 from paperlib.analysis import verdict
 from paperlib.io import atomic_write_bytes, save_figure
+from paperlib.protocol import (
+    ABLATION_SEEDS,
+    CLAIMS,
+    EVAL_SEED_START,
+    METRIC_NAMES,
+    MINI_KIMG,
+    SCALE_DEFAULTS,
+    SWEEP_SEED,
+    TRAINING_FID_SEED_START,
+    VERSION,
+)
 from paperlib.stats import RULE, decide, mean_sd, welch_interval
-from paperlib.tables import format_number, to_markdown
+from paperlib.table_format import format_number, to_markdown
 
 
 def gather_tables(results: str | os.PathLike = "results", scales: tuple[str, ...] = ("smoke", "mini", "paper")) -> list[dict]:
@@ -51,7 +63,6 @@ def _test(a: dict, b: dict | float, key: str, predicts: str, names: tuple[str, s
     return dict(verdict=verdict, evidence=words, **interval)
 
 
-METRIC_NAMES = dict(fid="training-split FID", fid_test="held-out FID", memorisation="memorisation ratio")
 
 
 def claims(table: dict) -> list[dict]:
@@ -60,29 +71,15 @@ def claims(table: dict) -> list[dict]:
     the table lacks the rows), ``metric`` (what the verdict rests on) and ``tests`` (one per metric, the first
     deciding). FID claims rest on the training-split FID, the paper's protocol; the held-out FID is tested beside
     it, so a low training FID that comes from copying shows."""
-    teacher1, teacher35 = _row(table, "teacher", 1), _row(table, "teacher", 35)
-    gdd, gddi, inst = _row(table, "gdd"), _row(table, "gddi"), _row(table, "instance")
     out = []
-
-    def add(claim: str, a: dict | None, b, names: tuple[str, str], predicts: str = "negative",
-            keys: tuple[str, ...] = ("fid", "fid_test")) -> None:
+    for spec in CLAIMS:
+        a, b, keys = _row(table, *spec["a"]), _row(table, *spec["b"]), spec["metrics"]
         if a is None or b is None:
-            out.append(dict(claim=claim, verdict="untested", metric=keys[0], tests=[]))
-            return
-        tests = [dict(metric=k, **_test(a, b, k, predicts, names)) for k in keys]
-        out.append(dict(claim=claim, verdict=tests[0]["verdict"], metric=keys[0], tests=tests))
-
-    add("GAN fine-tuning alone turns the diffusion model into a one-step generator (GDD-I at NFE 1 below the "
-        "teacher at NFE 1)", gddi, teacher1["fid"] if teacher1 else None, ("GDD-I", "teacher NFE 1"), keys=("fid",))
-    for label, row in (("GDD-I", gddi), ("GDD", gdd)):
-        add(f"{label} in one step is at or below the teacher's 35-NFE FID", row, teacher35, (label, "teacher NFE 35"))
-    add("Freezing most block convolutions (GDD-I) is at least as good as training them all (GDD)", gddi, gdd,
-        ("GDD-I", "GDD"))
-    add("GAN distillation beats instance distillation at the same image budget", gddi, inst,
-        ("GDD-I", "instance"))
-    for label, row in (("GDD-I", gddi), ("GDD", gdd)):
-        add(f"{label} does not copy its training images (memorisation ratio at least the teacher's)", row, teacher35,
-            (label, "teacher NFE 35"), predicts="positive", keys=("memorisation",))
+            out.append(dict(claim=spec["claim"], verdict="untested", metric=keys[0], tests=[]))
+            continue
+        tests = [dict(metric=k, **_test(a, b[k] if spec.get("b_fixed") else b, k, spec["predicts"], spec["names"]))
+                 for k in keys]
+        out.append(dict(claim=spec["claim"], verdict=tests[0]["verdict"], metric=keys[0], tests=tests))
     return out
 
 
@@ -118,7 +115,7 @@ def claims_markdown(tables: list[dict]) -> str:
 
 
 def long_budget_markdown(results: str | os.PathLike = "results") -> str:
-    """Every ``<dataset>/mini/long<kimg>.json`` (``scripts/extend_mini_to_144kimg.py``: the table's GDD and GDD-I
+    """Every ``<dataset>/mini/long<kimg>.json`` (the ``long`` study of :mod:`paperlib.studies`: the table's GDD and GDD-I
     runs continued to the paper's number of passes) as a table beside the teacher's rows, with the claims those rows
     can decide, by the same rule as the main tables'."""
     parts = []
@@ -131,7 +128,7 @@ def long_budget_markdown(results: str | os.PathLike = "results") -> str:
 
 
 def sweep_markdown(sweep_dir: str | os.PathLike = "results/mini") -> str:
-    """One markdown table per swept preset from ``sweep-*.json`` (``python -m paperlib sweep``): FID, precision,
+    """One markdown table per swept preset from ``sweep-*.json`` (``python -m paperlib run sweep``): FID, precision,
     recall and memorisation by generator learning rate, the chosen rate (lowest training-split FID) marked."""
     parts = []
     for path in sorted(Path(sweep_dir).glob("sweep-*.json")):
@@ -207,6 +204,25 @@ def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, .
     return "\n\n".join(parts)
 
 
+def protocol_markdown() -> str:
+    """The protocol's contents that decide the mini tables (``paperlib.protocol``), with its version."""
+    mini = SCALE_DEFAULTS["mini"]
+    lines = [f"Protocol version `{VERSION}`.\n",
+             f"- Mini tables: training seeds {mini['seeds']} per trained row, {MINI_KIMG} kimg per run, "
+             f"{mini['fid_num']:,} samples per evaluation (seeds {EVAL_SEED_START}..{EVAL_SEED_START + mini['fid_num'] - 1}), "
+             f"the teacher's 35-NFE row over {mini['teacher_ranges']} disjoint seed ranges; FID during training every "
+             f"{mini['fid_every_kimg']:g} kimg on {mini['curve_num']:,} samples (seeds from {TRAINING_FID_SEED_START:,}).",
+             f"- Sweeps train seed {SWEEP_SEED}; the freeze ablation seeds {list(ABLATION_SEEDS)}.",
+             f"- Rule: {RULE}", "", "Claims each table decides (the first metric decides, the others are shown beside "
+             "it):", ""]
+    for spec in CLAIMS:
+        metrics = ", ".join(METRIC_NAMES[m] for m in spec["metrics"])
+        predicted = "below" if spec["predicts"] == "negative" else "above"
+        lines.append(f"- {spec['claim']}: {spec['names'][0]} {predicted} {spec['names'][1]} on the {metrics}"
+                     + (" (a fixed reference value)" if spec.get("b_fixed") else "") + ".")
+    return "\n".join(lines)
+
+
 def save_table_png(table: dict, path: str | os.PathLike) -> Path:
     """Draw one FID table (its main columns, mean ± sd over runs as in the markdown) as a PNG with matplotlib,
     the figure sized to its rows so no blank band surrounds it."""
@@ -230,8 +246,9 @@ def save_table_png(table: dict, path: str | os.PathLike) -> Path:
 
 
 def update_readme(readme: str | os.PathLike, sections: dict[str, str]) -> list[str]:
-    """Replace the text between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in ``readme`` by
-    ``sections[NAME]`` (atomically); returns the names replaced. A missing marker is an error naming it."""
+    """Replace the text between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in ``readme`` (any
+    markdown file) by ``sections[NAME]`` (atomically); returns the names replaced. A missing marker is an error
+    naming it."""
     path = Path(readme)
     text = path.read_text()
     for name, body in sections.items():
@@ -246,8 +263,9 @@ def update_readme(readme: str | os.PathLike, sections: dict[str, str]) -> list[s
 def write_report(results: str | os.PathLike = "results", figures: str | os.PathLike = "figures",
                  readme: str | os.PathLike | None = None, scales: tuple[str, ...] = ("mini", "paper")) -> dict:
     """Gather the tables of ``scales``, write ``figures/tables.md`` and one PNG per table, and (when ``readme`` is
-    given) refresh its results sections: one per table (``NAME`` = dataset-scale), 'sweep', 'claims', 'ablation',
-    'long' and 'layers'.
+    given) refresh the results sections of it and of RESULTS.md and PROTOCOL.md beside it, each where it has their
+    markers: one per table (``NAME`` = dataset-scale), 'sweep', 'claims', 'ablation', 'long', 'layers' and
+    'protocol'.
     Returns dict(tables=..., markdown=..., pngs=[...])."""
     tables = gather_tables(results, scales)
     table_markdown, parts, pngs = {}, [], []  # table_markdown: also the README's per-table sections
@@ -278,6 +296,9 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
             sections["ablation"] = ablation
         if long_budget:
             sections["long"] = long_budget
-        text = Path(readme).read_text()
-        update_readme(readme, {k: v for k, v in sections.items() if f"<!-- results:{k} -->" in text})
+        sections["protocol"] = protocol_markdown()
+        siblings = [doc for doc in (Path(readme).with_name(n) for n in ("RESULTS.md", "PROTOCOL.md")) if doc.exists()]
+        for doc in (Path(readme), *siblings):
+            text = doc.read_text()
+            update_readme(doc, {k: v for k, v in sections.items() if f"<!-- results:{k} -->" in text})
     return dict(tables=tables, markdown=markdown, pngs=pngs)

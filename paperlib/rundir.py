@@ -1,9 +1,11 @@
 """A training run's folder: one writer at a time, leftovers of killed writes, a log that survives a torn line, a
 resume that refuses a changed run, and training states that are checked and fall back to an older one.
 
-Files of a run folder: ``config.json`` (the run's TrainConfig), ``metrics.jsonl`` (one JSON record per line),
+:class:`RunFolder` owns the files of a run folder, and is the only place their names are spelled: ``config.json``
+(the run's TrainConfig), ``metrics.jsonl`` (one JSON record per line, read only by :func:`read_log`),
 ``training-state-<nimg>.pt`` (torch files read with ``weights_only=True``), ``network-snapshot-<nimg>.safetensors``
-and ``network.safetensors`` (paperlib's network format), and ``.lock`` (held by the writing process). Every file is
+and ``network.safetensors`` (paperlib's network format), ``result.json`` (the final evaluation),
+``progress/kimg-<nimg>.npz`` (sample grids over training) and ``.lock`` (held by the writing process). Every file is
 opened without following a symbolic link that paperlib did not make, and a training state is refused unless its
 stored digest covers all of it: tensors, config, optimiser settings, counters and random states.
 """
@@ -19,12 +21,14 @@ from pathlib import Path
 
 import torch
 
+from paperlib.checkpoints import NETWORK_FILENAME
 from paperlib.integrity import IntegrityError, check_stored_zip, content_digest
 from paperlib.io import TEMP_SUFFIX, atomic_write_bytes, file_sha256, open_no_follow
 
 # Config values that only extend a run or change how it is watched: a resume may change these, no others.
 EXTENDABLE = ("run_dir", "total_kimg", "snapshot_kimg", "log_kimg", "keep_states", "num_workers", "device",
               "max_nonfinite_steps")
+DERIVED = "derived"  # config.json's values that follow from the config (TrainConfig.derived), not compared on resume
 
 
 class RunError(ValueError):
@@ -35,6 +39,62 @@ def say(message: str) -> None:
     print(f"[paperlib] {message}", flush=True)
 
 
+class RunFolder:
+    """The files of one run folder, by name; ``nimg`` counts training images (file names hold it as 9 digits)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def result(self) -> Path:
+        return self.path / "result.json"
+
+    @property
+    def network(self) -> Path:
+        return self.path / NETWORK_FILENAME
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    @property
+    def progress(self) -> Path:
+        return self.path / "progress"
+
+    def state(self, nimg: int) -> Path:
+        return self.path / f"training-state-{nimg:09d}.pt"
+
+    def snapshot(self, nimg: int) -> Path:
+        return self.path / f"network-snapshot-{nimg:09d}.safetensors"
+
+    def progress_file(self, nimg: int) -> Path:
+        return self.progress / f"kimg-{nimg:09d}.npz"
+
+    def states(self) -> list[Path]:
+        return sorted(self.path.glob("training-state-*.pt"))
+
+    def snapshots(self) -> list[Path]:
+        return sorted(self.path.glob("network-snapshot-*.safetensors"))
+
+    def progress_files(self) -> list[Path]:
+        return sorted(self.progress.glob("kimg-*.npz"))
+
+    def records(self) -> list[dict]:
+        """The log's records, read without changing the file (a live run may be writing its last line)."""
+        return read_log(self.log, repair=False)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # One writer per folder.
 
@@ -42,7 +102,7 @@ def lock_run_dir(run_dir: Path):
     """Take the folder's exclusive lock for this process's lifetime (the kernel drops it when the process dies, so
     a crashed run leaves none behind). Returns the open lock file; refuses a second writer, naming its pid."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    handle = os.fdopen(open_no_follow(run_dir / ".lock", os.O_RDWR | os.O_CREAT), "r+")
+    handle = os.fdopen(open_no_follow(RunFolder(run_dir).lock_file, os.O_RDWR | os.O_CREAT), "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -75,9 +135,10 @@ def remove_leftovers(run_dir: Path) -> None:
 # The metrics log.
 
 def read_log(path: Path, repair: bool = True) -> list[dict]:
-    """The records of ``metrics.jsonl`` (each a JSON object). A torn last line (a write cut short by a full disk or
-    a kill) is dropped, saying so, and with ``repair`` removed from the file; a broken line before it, or a line that
-    is JSON but not an object, is an error naming the file and line."""
+    """The records of ``metrics.jsonl`` (each a JSON object): the one reader of that file. A torn last line (a write
+    cut short by a full disk or a kill, or the line a live run is writing) is dropped; with ``repair`` it is also
+    removed from the file, saying so. A broken line before it, or a line that is JSON but not an object, is an error
+    naming the file and line."""
     if not path.exists():
         return []
     lines = path.read_text(errors="replace").splitlines()
@@ -88,8 +149,8 @@ def read_log(path: Path, repair: bool = True) -> list[dict]:
         except (json.JSONDecodeError, RecursionError) as exc:
             if number < len(lines):
                 raise RunError(f"{path}, line {number}: not a JSON record ({exc}); repair or remove that line") from None
-            say(f"{path}: dropped a torn last line ({len(line)} characters) left by an interrupted write")
             if repair:
+                say(f"{path}: dropped a torn last line ({len(line)} characters) left by an interrupted write")
                 write_log(path, records)
             break
         if not isinstance(record, dict):
@@ -138,21 +199,22 @@ def check_resumed_config(run_dir: Path, new: dict, state: dict | None) -> None:
     saved = []
     if state is not None:
         saved.append(("its training state", json.loads(state["config"])))
-    path = run_dir / "config.json"
+    path = RunFolder(run_dir).config
     if path.exists():
         try:
             saved.append((path.name, json.loads(path.read_text())))
         except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
             raise RunError(f"{path}: not readable JSON ({exc}); cannot check that the resumed run is the same") from None
     for source, config in saved:
-        changed = config_changes(config, new, ignore=EXTENDABLE) if isinstance(config, dict) else ["not a JSON object"]
+        changed = (config_changes(config, new, ignore=(*EXTENDABLE, DERIVED)) if isinstance(config, dict)
+                   else ["not a JSON object"])
         if changed:
             raise RunError(f"{run_dir} holds a different run (by {source}); resuming may change only "
                            f"{', '.join(EXTENDABLE[1:])}. Changed: {'; '.join(changed)}. Start it in another run_dir instead")
 
 
 def state_paths(run_dir: Path) -> list[Path]:
-    return sorted(run_dir.glob("training-state-*.pt"))
+    return RunFolder(run_dir).states()
 
 
 def save_state(path: Path, payload: dict) -> None:

@@ -14,10 +14,11 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
+from paperlib.protocol import METRICS
+
 RULE = ("each claim compares per-seed values by Welch's t-test; if the 95% confidence interval of the difference of "
         "means lies wholly on the side the claim predicts, it **holds**, wholly on the other side, it **does not "
         "hold**, and if it contains 0 the verdict is **inconclusive** at this number of seeds.")
-METRICS = ("fid", "fid_test", "kid", "precision", "recall", "memorisation")
 
 
 def aggregate_runs(results: Sequence[dict], seeds: Sequence[int]) -> dict:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import json
 import math
 import os
+import re
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +28,8 @@ from tqdm import tqdm
 
 from paperlib.checkpoints import generator_from_teacher, load_network, save_network
 from paperlib.data import DatasetError, InMemoryDataset, open_dataset
-from paperlib.diffusion import edm_loss, edm_sampler
+from paperlib.diffusion import edm_loss, edm_sampler, edm_schedule, edm_sigma
+from paperlib.discriminator_paths import FastPath, RealFeatureCache, TrainingDiscriminator
 from paperlib.discriminators import build_discriminator
 from paperlib.freezing import FREEZE_POLICIES, apply_freezing
 from paperlib.instance_bank import bank_indices, load_or_build_bank
@@ -35,6 +38,7 @@ from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r
 from paperlib.precond import build_network
 from paperlib.rundir import (
     RunError,
+    RunFolder,
     append_log,
     check_resumed_config,
     load_newest_state,
@@ -60,45 +64,45 @@ class TrainConfig:
 
     objective: str = "gdd"                     # edm (teacher from scratch) | gdd (GAN fine-tuning) | instance
     dataset: str = "digits-8:train"            # 'digits-8|16:train' or a path in EDM's dataset format
-    conditional: bool = False
-    run_dir: str = "runs/run"
+    conditional: bool = False                  # class-conditional: the data's labels go to the networks
+    run_dir: str = "runs/run"                  # the run's folder (config, log, states, networks)
     teacher: str | None = None                 # gdd/instance: teacher checkpoint (paperlib file or EDM .pkl)
     precond: str = "EDMPrecond"                # edm: preconditioner of the network trained from scratch
     arch: dict = field(default_factory=dict)   # edm: backbone kwargs (model_type, model_channels, ...)
     freeze_level: int = 0                      # GDD-I: 1 (paper), 0 = GDD
     freeze_policy: str = ""                    # or a named policy of paperlib.freezing.FREEZE_POLICIES (ablation)
     discriminator: str = "small"               # small | projected
-    discriminator_kwargs: dict = field(default_factory=dict)
+    discriminator_kwargs: dict = field(default_factory=dict)  # the discriminator's own options (backbones, weights, ...)
     bn_group: int = 0                          # projected D: BatchNorm over groups of this many images (the
                                                # reference's per-process batch, 64; ImageNet 128); 0 = whole batch
     batch: int = 64                            # global batch (all ranks together)
     lr: float = 1e-4                           # generator / denoiser
     d_lr: float = 1e-4                         # discriminator (before the lazy-R1 correction x16/17)
-    betas: list = field(default_factory=lambda: [0.0, 0.99])
+    betas: list = field(default_factory=lambda: [0.0, 0.99])  # Adam's betas, both optimizers
     lr_rampup_kimg: float = 0.0                # edm: linear learning-rate warm-up
-    total_kimg: float = 100.0
+    total_kimg: float = 100.0                  # training images, in thousands
     ema_kimg: float = 500.0                    # EMA half-life cap (the reference's --ema, in kimg)
     ema_rampup: float = 0.05                   # half-life is at most this fraction of the images seen
     gan_loss: str = "ns"                       # ns | hinge
     r1_gamma: float | None = 1e-4              # in paperlib's mean-reduction convention (see paperlib.losses)
     r1_gamma_sum: float = 0.0                  # or the reference's gamma (losses summed over bn_group images), so
                                                # that the weight follows bn_group: r1_gamma = r1_gamma_sum / bn_group
-    r1_interval: int = 16
+    r1_interval: int = 16                      # lazy R1: every this many discriminator steps
     instance_steps: int = 18                   # instance: teacher Heun steps per target (NFE 2N-1)
     instance_loss: str = "l2"                  # l2 | pseudo_huber
     instance_bank: int = 0                     # instance: >0 = a fixed bank of this many (noise, teacher image)
                                                # pairs, solved once per teacher and cached beside run_dir;
                                                # 0 = one teacher solve per training step
-    P_mean: float = -1.2
-    P_std: float = 1.2
-    sigma_data: float = 0.5
-    seed: int = 0
-    snapshot_kimg: float = 10.0
+    P_mean: float = -1.2                       # edm: training noise levels ln(sigma) ~ N(P_mean, P_std^2)
+    P_std: float = 1.2                         # edm: see P_mean
+    sigma_data: float = 0.5                    # edm: the data's standard deviation in the preconditioning
+    seed: int = 0                              # every random stream of the run (data order, noise, init)
+    snapshot_kimg: float = 10.0                # a training state and an EMA network snapshot every this many kimg
     keep_states: int = 2                       # training states kept on disk (network snapshots are all kept)
-    log_kimg: float = 1.0
+    log_kimg: float = 1.0                      # a metrics.jsonl record every this many kimg
     device: str = "auto"                       # auto | cpu | cuda
     bf16: bool = False                         # generator in bfloat16 (GroupNorm/softmax stay fp32); CPU: opt-in
-    channels_last: bool = False
+    channels_last: bool = False                # channels-last memory layout (a speed option; the same maths)
     tf32: bool = False                         # CUDA: TF32 for fp32 convolutions and matmuls (off, as the reference)
     compile: bool = False                      # torch.compile the trained network's backbone (slow to build)
     max_nonfinite_steps: int = 20              # stop when this many iterations in a row had NaN/inf gradients
@@ -189,6 +193,30 @@ class TrainConfig:
         """Adam's epsilon. The reference's gradients are sums over each process's bn_group images, paperlib's are
         means, so its eps (1e-8) is divided by bn_group: Adam then takes exactly the reference's steps."""
         return 1e-8 / self.bn_group if self.bn_group else 1e-8
+
+    def derived(self) -> dict:
+        """The values the run uses that follow from other keys (written beside the config in config.json, so that
+        one ``bn_group`` setting shows all it sets): R1's weight, Adam's epsilon, the discriminator's BatchNorm
+        group (0: the whole batch on each process)."""
+        return dict(r1_weight=self.r1_weight, adam_eps=self.adam_eps, batchnorm_group=self.bn_group)
+
+    @classmethod
+    def key_help(cls) -> list[tuple[str, object, str]]:
+        """(key, default, meaning) of every config key, the meaning read from the field's comment in this class's
+        source (continued on the comment lines below it), so the help never drifts from the code."""
+        meaning: dict[str, str] = {}
+        last = None
+        for line in inspect.getsource(cls).splitlines():
+            field_match = re.match(r"\s{4}(\w+): [^#]*?(?:#\s*(.*))?$", line)
+            if field_match and field_match.group(1) in cls.__dataclass_fields__:
+                last = field_match.group(1)
+                meaning[last] = field_match.group(2) or ""
+            elif last and re.match(r"\s{8,}#", line):
+                meaning[last] += " " + line.strip()[1:].strip()
+            elif line.strip():
+                last = None
+        defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory() for f in fields(cls)}
+        return [(name, defaults[name], meaning.get(name, "").strip()) for name in defaults]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -335,8 +363,7 @@ class EDMObjective(Objective):
         self.optimizers["net"] = GradientStep(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):
-        sigma = noise([self.cfg.batch, 1, 1, 1])
-        sigma = (sigma * self.cfg.P_std + self.cfg.P_mean).exp()
+        sigma = edm_sigma(noise([self.cfg.batch, 1, 1, 1]), self.cfg.P_mean, self.cfg.P_std)
         n = noise([self.cfg.batch, *images.shape[1:]])
         loss = edm_loss(self.net, images, labels, sigma, n, self.cfg.sigma_data).mean()
         rampup = min(cur_nimg / max(self.cfg.lr_rampup_kimg * 1000, 1e-8), 1) if self.cfg.lr_rampup_kimg else 1
@@ -350,6 +377,26 @@ def build_student(cfg: TrainConfig, device) -> tuple[torch.nn.Module, dict]:
     net = generator_from_teacher(cfg.teacher).to(device).train().requires_grad_(True)
     net.use_fp16 = net.bf16_on_cpu = cfg.bf16  # bf16 on GPU, and on CPU only when asked for explicitly
     return net, apply_freezing(net, cfg.freeze_policy or cfg.freeze_level)
+
+
+def build_training_discriminator(cfg: TrainConfig, net: torch.nn.Module, kwargs: dict, dataset, dist_info: DistInfo,
+                                  device) -> TrainingDiscriminator:
+    """The discriminator of ``cfg`` for ``net`` (the model, on ``device``, in training mode) as training runs it:
+    with the fast path when ``fast_d`` (compiled on CUDA), and with the training images' frozen features cached when
+    the projected discriminator meets an in-memory dataset (bit for bit the same maps; not with channels-last)."""
+    try:
+        model = build_discriminator(cfg.discriminator, net.img_channels, net.label_dim, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"discriminator_kwargs {cfg.discriminator_kwargs}: cannot build the {cfg.discriminator!r} "
+                          f"discriminator: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    model = model.to(device).train()
+    fast = FastPath(model, compile=device.type == "cuda") if cfg.fast_d else None
+    cache = None
+    if cfg.discriminator == "projected" and isinstance(dataset, InMemoryDataset) and not cfg.channels_last:
+        reals = torch.stack([dataset[i][0] for i in range(len(dataset))]).to(device)
+        cache = RealFeatureCache(fast.feature_maps if fast else model.feature_maps, len(model.features), reals,
+                                 cfg.batch // dist_info.world)
+    return TrainingDiscriminator(model, fast, cache)
 
 
 class GDDObjective(Objective):
@@ -367,19 +414,8 @@ class GDDObjective(Objective):
                                   f"bn_group={cfg.bn_group}: use fewer processes or a larger batch (the reference's "
                                   f"runs assume {cfg.bn_group} per process)")
             kwargs["bn_group"] = cfg.bn_group
-        try:
-            self.D = build_discriminator(cfg.discriminator, self.net.img_channels, self.net.label_dim, **kwargs)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"discriminator_kwargs {cfg.discriminator_kwargs}: cannot build the {cfg.discriminator!r} "
-                              f"discriminator: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        self.D = self.D.to(device).train()
-        self.extra_modules["D"] = self.D
-        if cfg.fast_d:
-            self.D.enable_fast(compile=device.type == "cuda")
-        if cfg.discriminator == "projected" and isinstance(dataset, InMemoryDataset) and not cfg.channels_last:
-            # The reals' frozen features, computed once instead of every D step (bit for bit the same maps).
-            reals = torch.stack([dataset[i][0] for i in range(len(dataset))]).to(device)
-            self.D.cache_real_features(reals, cfg.batch // dist_info.world)
+        self.D = build_training_discriminator(cfg, self.net, kwargs, dataset, dist_info, device)
+        self.extra_modules["D"] = self.D.model
         self.D_params = [p for p in self.D.trainable_parameters() if p.requires_grad]
         # StyleGAN2's lazy-regularisation correction of the D optimizer (R1 every r1_interval steps).
         ratio = cfg.r1_interval / (cfg.r1_interval + 1)
@@ -444,7 +480,8 @@ class InstanceObjective(Objective):
         else:
             z = noise([self.cfg.batch, self.net.img_channels, self.net.img_resolution, self.net.img_resolution])
             with torch.no_grad():
-                target = edm_sampler(self.teacher, z, labels, num_steps=self.cfg.instance_steps).float()
+                t_steps = edm_schedule(self.teacher, self.cfg.instance_steps, device=z.device)
+                target = edm_sampler(self.teacher, z, t_steps, labels).float()
         loss = instance_loss(self.net.generate(z, labels), target, self.cfg.instance_loss)
         self.optimizers["G"].step(loss)
         return dict(loss=loss.detach())
@@ -583,8 +620,9 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     if device.type == "cuda":
         device = torch.device("cuda", dinfo.local_rank)
         torch.cuda.set_device(device)
-    configure_backends(device, cfg.tf32 or cfg.fast_d)
+    configure_backends(device, cfg.tf32)
     run_dir, is_main = Path(cfg.run_dir), dinfo.rank == 0
+    folder = RunFolder(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run_dir {run_dir} is a file; expected a folder (or a path that does not exist yet)")
     lock = lock_run_dir(run_dir) if is_main else None  # noqa: F841 (held until the process ends)
@@ -601,7 +639,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
         check_resumed_config(run_dir, asdict(cfg), state)
     if is_main:
         remove_leftovers(run_dir)
-        atomic_write_bytes(run_dir / "config.json", json.dumps(asdict(cfg), indent=2).encode())
+        atomic_write_bytes(folder.config, json.dumps(dict(asdict(cfg), derived=cfg.derived()), indent=2).encode())
 
     # --- Data, networks, objective.
     torch.manual_seed(cfg.seed)  # global stream: module init (e.g. teacher from scratch, D heads), dropout
@@ -623,7 +661,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     # --- Resume from the newest state that loads, or start from scratch with a fresh log.
     cur_nimg = batch_idx = 0
     trained_seconds = 0.0  # wall time spent training, over every resumed part, callbacks excluded
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = folder.log
     if state is not None:
         for name, module in objective.modules().items():
             module.load_state_dict(state["modules"][name])
@@ -660,7 +698,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     window = dict(t=time.perf_counter(), n=cur_nimg)
     clock = dict(start=time.perf_counter(), callbacks=0.0)
     watch = NonFiniteWatch(objective, device)
-    snapshots = sorted(run_dir.glob("network-snapshot-*.safetensors"))
+    snapshots = folder.snapshots()
     last_good = snapshots[-1] if snapshots and state is not None else None
     extra = lambda: dict(kimg=cur_nimg / 1000, objective=cfg.objective, freeze_level=cfg.freeze_level)  # noqa: E731
 
@@ -710,17 +748,17 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
                            optimizers={k: o.state_dict() for k, o in objective.optimizers.items()},
                            noise_rng=noise.generator.get_state(), torch_rng=torch.get_rng_state(),
                            trained_seconds=seconds_trained())
-            snapshot_path = run_dir / f"network-snapshot-{cur_nimg:09d}.safetensors"
+            snapshot_path = folder.snapshot(cur_nimg)
             _save_network_checked(ema, snapshot_path, extra(), last_good)
-            save_state(run_dir / f"training-state-{cur_nimg:09d}.pt", payload)
+            save_state(folder.state(cur_nimg), payload)
             if int(watch.streak) == 0:  # one taken inside a streak of sanitised steps is no good one to name
                 last_good = snapshot_path
             for old in state_paths(run_dir)[:-cfg.keep_states]:
                 old.unlink()
     bar.close()
-    finished_before = state is not None and int(state["cur_nimg"]) >= total and (run_dir / "network.safetensors").exists()
+    finished_before = state is not None and int(state["cur_nimg"]) >= total and folder.network.exists()
     if is_main and not finished_before:  # a finished run that is resumed has nothing new to write
-        _save_network_checked(ema, run_dir / "network.safetensors", extra(), last_good)
+        _save_network_checked(ema, folder.network, extra(), last_good)
     if dinfo.enabled:
         dist.barrier()
     return dict(info, run_dir=str(run_dir), nimg=cur_nimg, sanitized_steps=objective.sanitized_steps,

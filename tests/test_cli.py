@@ -39,3 +39,34 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert err.startswith("error: ") and "missing.pkl: file not found" in err
     assert main(["convert-cifar10", str(tmp_path / "nope.tar.gz"), str(tmp_path / "x.zip")]) == 2
     assert "nope.tar.gz" in capsys.readouterr().err
+
+
+def test_train_help_lists_every_config_key_with_its_default_and_meaning(capsys):
+    import pytest
+
+    from paperlib.train import TrainConfig
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for name, _, meaning in TrainConfig.key_help():
+        assert meaning, f"{name} has no comment in TrainConfig"
+        assert f"  --{name} (default " in out
+    assert '--bn_group (default 0): projected D: BatchNorm over groups' in out
+
+
+def test_the_config_file_shows_what_bn_group_sets_and_resume_ignores_it(tmp_path, smoke_teacher):
+    import json
+
+    from paperlib.presets import preset_config
+    from paperlib.train import train
+
+    cfg = preset_config("smoke-gdd", run_dir=str(tmp_path / "run"), teacher=smoke_teacher, total_kimg=0.032,
+                        discriminator="projected", bn_group=8, r1_gamma=None, r1_gamma_sum=1e-4,
+                        discriminator_kwargs=dict(backbones="digits", width=0.125))
+    train(cfg, progress=False)
+    derived = json.loads((tmp_path / "run" / "config.json").read_text())["derived"]
+    assert derived == dict(r1_weight=1e-4 / 8, adam_eps=1e-8 / 8, batchnorm_group=8)
+    cfg.total_kimg = 0.064
+    assert train(cfg, resume=True, progress=False)["nimg"] == 64

@@ -6,7 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.diffusion import SeedRandom, edm_loss, edm_sampler, edm_sigma, generate, nfe_of, parse_seeds, sigma_steps, to_uint8
+from paperlib.diffusion import (
+    SeedRandom,
+    edm_loss,
+    edm_sampler,
+    edm_schedule,
+    edm_sigma,
+    generate,
+    nfe_of,
+    parse_seeds,
+    sigma_steps,
+    to_uint8,
+)
 
 S = 0.5  # data ~ N(0, S^2): the ideal denoiser is D(x; sigma) = x S^2 / (S^2 + sigma^2)
 
@@ -41,8 +52,8 @@ def test_heun_recovers_the_data_standard_deviation_and_beats_euler():
     latents = torch.randn(20000, 1, 1, 1, generator=torch.Generator().manual_seed(0))
     exact = exact_ode_solution(latents)
     heun_net, euler_net = GaussianDenoiser(), GaussianDenoiser()
-    heun = edm_sampler(heun_net, latents, num_steps=40, solver="heun")
-    euler = edm_sampler(euler_net, latents, num_steps=79, solver="euler")
+    heun = edm_sampler(heun_net, latents, edm_schedule(heun_net, 40), solver="heun")
+    euler = edm_sampler(euler_net, latents, edm_schedule(euler_net, 79), solver="euler")
     assert heun_net.calls == euler_net.calls == 79 == nfe_of(40, "heun") == nfe_of(79, "euler")
     assert heun.std().item() == pytest.approx(S, rel=0.02)
     heun_err = (heun.std() / exact.std() - 1).abs().item()
@@ -53,13 +64,13 @@ def test_heun_recovers_the_data_standard_deviation_and_beats_euler():
 def test_heun_converges_at_second_order():
     latents = torch.randn(2000, 1, 1, 1, generator=torch.Generator().manual_seed(1))
     exact = exact_ode_solution(latents)
-    errors = {n: (edm_sampler(GaussianDenoiser(), latents, num_steps=n) - exact).abs().max().item() for n in (20, 40)}
+    errors = {n: (edm_sampler(GaussianDenoiser(), latents, sigma_steps(n)) - exact).abs().max().item() for n in (20, 40)}
     assert errors[20] / errors[40] == pytest.approx(4.0, rel=0.25)
 
 
 def test_stochastic_sampler_draws_noise_from_the_given_generator():
     latents = torch.randn(64, 1, 2, 2)
-    kwargs = dict(num_steps=40, S_churn=40, S_min=0.05, S_max=50, S_noise=1.003)
+    kwargs = dict(t_steps=sigma_steps(40), S_churn=40, S_min=0.05, S_max=50, S_noise=1.003)
     a = edm_sampler(GaussianDenoiser(), latents, randn_like=SeedRandom(range(64)).randn_like, **kwargs)
     b = edm_sampler(GaussianDenoiser(), latents, randn_like=SeedRandom(range(64)).randn_like, **kwargs)
     c = edm_sampler(GaussianDenoiser(), latents, randn_like=SeedRandom(range(1, 65)).randn_like, **kwargs)
@@ -113,7 +124,7 @@ def test_edm_loss_is_zero_for_the_ideal_denoiser_direction():
     class Ideal(torch.nn.Module):  # data are all zeros: the ideal denoiser returns 0
         def forward(self, x, sigma, labels=None, augment_labels=None):
             return torch.zeros_like(x)
-    loss = edm_loss(Ideal(), torch.zeros(4, 1, 2, 2), None, edm_sigma(4), torch.randn(4, 1, 2, 2))
+    loss = edm_loss(Ideal(), torch.zeros(4, 1, 2, 2), None, edm_sigma(torch.randn(4, 1, 1, 1)), torch.randn(4, 1, 2, 2))
     assert loss.shape == (4, 1, 2, 2) and torch.equal(loss, torch.zeros_like(loss))
 
 
@@ -124,7 +135,8 @@ def test_edm_loss_trains_a_tiny_denoiser(tiny_net):
     g = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(30):
-        loss = edm_loss(net, images, None, edm_sigma(8, generator=g), torch.randn(images.shape, generator=g)).mean()
+        sigma = edm_sigma(torch.randn([8, 1, 1, 1], generator=g))
+        loss = edm_loss(net, images, None, sigma, torch.randn(images.shape, generator=g)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -147,8 +159,8 @@ def test_sampling_precision_follows_the_authors_generate_scripts(tiny_net):
     teacher = tiny_net("EDMPrecond")
     teacher.use_fp16 = teacher.bf16_on_cpu = True
     latents = SeedRandom(range(2)).randn([2, 3, 8, 8])
-    as_edm = edm_sampler(teacher, latents, num_steps=3, net_kwargs=dict(half_dtype=torch.float16))
-    as_training = edm_sampler(teacher, latents, num_steps=3)  # bfloat16
+    as_edm = edm_sampler(teacher, latents, edm_schedule(teacher, 3), net_kwargs=dict(half_dtype=torch.float16))
+    as_training = edm_sampler(teacher, latents, edm_schedule(teacher, 3))  # bfloat16
     torch.testing.assert_close(generate(teacher, range(2), num_steps=3).images, as_edm.float())
     torch.testing.assert_close(generate(teacher, range(2), num_steps=3, bf16=True).images, as_training.float())
     assert not torch.equal(as_edm, as_training)

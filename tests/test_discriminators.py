@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlib.checkpoints import CheckpointError, read_class_embedding
+from paperlib.discriminator_paths import FastPath, RealFeatureCache, TrainingDiscriminator
 from paperlib.discriminators import GroupBatchNorm2d, ProjectedDiscriminator, RandomBackboneWarning
 
 TINY = dict(backbones=("tf_efficientnet_lite0",), resize=64)  # random weights, small input: seconds on a CPU
@@ -161,14 +162,16 @@ def test_fast_discriminator_stays_close_and_exact_passes_are_faithful():
     projection the logits move by about 1e-2 relative (measured 1.8e-2 here), so the bound is 5e-2. Inside exact()
     the path is the faithful fp32 one (its weights in channels-last layout change only the rounding)."""
     faithful = tiny_projected(bn_group=4)
-    fast = copy.deepcopy(faithful)
-    fast.enable_fast(compile=False)
+
+    def fast():  # a fresh twin each time: the heads' spectral norms step at every call
+        model = copy.deepcopy(faithful)
+        return TrainingDiscriminator(model, FastPath(model))
     x = torch.rand(8, 1, 8, 8) * 2 - 1
     want = copy.deepcopy(faithful)(x, None)[0]
-    got = copy.deepcopy(fast)(x, None)[0]
+    got = fast()(x, None)[0]
     relative = ((got - want).norm() / want.norm()).item()
     assert 1e-5 < relative < 5e-2  # really bf16, and close
-    exact = copy.deepcopy(fast)
+    exact = fast()
     with exact.exact():
         torch.testing.assert_close(exact(x, None)[0], want, rtol=1e-5, atol=1e-5)
     assert not exact._exact
@@ -186,18 +189,18 @@ def test_compiled_fast_discriminator_runs_each_backbone_whole_and_exact_passes_b
         return lambda *args: (calls.append(fn.args), compiled(*args))[1]
 
     monkeypatch.setattr(torch, "compile", compile_eagerly)
-    eager = tiny_projected(bn_group=4, backbones="digits", resize=None, width=0.125)  # two small backbones
-    compiled = copy.deepcopy(eager)
-    eager.enable_fast(compile=False)
-    compiled.enable_fast(compile=True)
+    eager_model = tiny_projected(bn_group=4, backbones="digits", resize=None, width=0.125)  # two small backbones
+    compiled_model = copy.deepcopy(eager_model)
+    eager = TrainingDiscriminator(eager_model, FastPath(eager_model, compile=False))
+    compiled = TrainingDiscriminator(compiled_model, FastPath(compiled_model, compile=True))
     x = torch.rand(8, 1, 8, 8) * 2 - 1
     for heads_train in (False, True):  # generator step, then discriminator step
         grads = []
         for D in (eager, compiled):
-            D.heads.requires_grad_(heads_train)
+            D.model.heads.requires_grad_(heads_train)
             xi = x.clone().requires_grad_(not heads_train)
             logits = D(xi, None)
-            wrt = list(D.heads.parameters()) if heads_train else [xi]
+            wrt = list(D.model.heads.parameters()) if heads_train else [xi]
             grads.append((logits, torch.autograd.grad(sum(l.square().sum() for l in logits), wrt)))
         (want, want_grads), (got, got_grads) = grads
         assert calls[-2:] == [(0,), (1,)]  # both backbones through their compiled path
@@ -303,17 +306,39 @@ def test_cached_real_features_give_the_recomputed_logits_bit_for_bit(threads):
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(0)
-        D = ProjectedDiscriminator("digits", width=0.125, bn_group=64)
+        model = ProjectedDiscriminator("digits", width=0.125, bn_group=64)
         reals = (torch.randint(0, 256, (150, 1, 8, 8)).float() / 127.5 - 1)
-        D.cache_real_features(reals, batch=64)
-        plain = copy.deepcopy(D)  # the heads' spectral norms step at every call: compare twins, call for call
-        plain._real_index = None
+        cache = RealFeatureCache(model.feature_maps, len(model.features), reals, batch=64)
+        plain = TrainingDiscriminator(copy.deepcopy(model))  # the heads' spectral norms step at every call: twins
+        D = TrainingDiscriminator(model, cache=cache)
         for _ in range(3):
             batch = reals[torch.randperm(150)[:64]]
-            assert D._cached_maps(batch) is not None
+            assert cache.lookup(batch) is not None
             assert all(torch.equal(a, b) for a, b in zip(D(batch, None, reals=True), plain(batch, None, reals=True)))
         unknown = torch.cat([reals[:63], torch.zeros(1, 1, 8, 8)])
-        assert D._cached_maps(unknown) is None
-        assert D._cached_maps(reals[:64].clone().requires_grad_(True)) is None
+        assert cache.lookup(unknown) is None
+        assert cache.lookup(reals[:64].clone().requires_grad_(True)) is None
     finally:
         torch.set_num_threads(previous)
+
+
+def test_spectral_norm_steps_as_the_reference_hook_v_then_u():
+    """The heads' spectral norm runs the reference's power iteration (torch.nn.utils.spectral_norm, hook-based: v
+    from u, then u from v), not PyTorch's parametrization's (u first): from the same vectors, the same weights."""
+    from torch.nn.utils.parametrizations import spectral_norm as parametrized
+
+    from paperlib.discriminators import _spectral_norm
+
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(32, 64, 4)
+    reference = torch.nn.utils.spectral_norm(copy.deepcopy(layer))
+    ours, pytorch = _spectral_norm(copy.deepcopy(layer)), parametrized(copy.deepcopy(layer))
+    for module in (ours, pytorch):
+        sn = module.parametrizations.weight[0]
+        sn._u.copy_(reference.weight_u)
+        sn._v.copy_(reference.weight_v)
+    x = torch.randn(2, 32, 6, 6)
+    for _ in range(3):  # training forwards: one power iteration each
+        want = reference(x)
+        torch.testing.assert_close(ours(x), want, rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(pytorch(x), reference(x), rtol=1e-4, atol=1e-4)

@@ -114,8 +114,27 @@ def test_mini_presets_use_the_rates_their_sweeps_chose():
         assert PRESETS[f"{dataset}-{method}"]["lr"] == chosen_lr(ROOT / "results", f"{dataset}-{method}")
 
 
-def test_evidence_command_refuses_unknown_stages_and_datasets(capsys):
-    assert main(["evidence", "--stages", "main,tables"]) == 2
-    assert "error: --stages: unknown ['tables']" in capsys.readouterr().err
-    assert main(["evidence", "--datasets", "mnist"]) == 2
-    assert "error: --datasets: expected some of digits, digits-cond, got mnist" in capsys.readouterr().err
+def test_run_command_refuses_unknown_studies_and_datasets(capsys):
+    assert main(["run", "table,tables"]) == 2
+    assert "error: unknown studies ['tables']; expected some of table, sweep, ablation, long" in capsys.readouterr().err
+    assert main(["run", "table", "--datasets", "mnist"]) == 2
+    assert "error: datasets ['mnist']: expected some of digits, digits-cond" in capsys.readouterr().err
+
+
+def test_run_command_rebuilds_a_study_from_the_ledger_without_training(tmp_path, capsys, monkeypatch):
+    """The committed records of the long-budget study are enough to write its table and figure again."""
+    import shutil
+
+    from paperlib import pool
+    from paperlib.io import ROOT
+
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results", results)
+    monkeypatch.setattr(pool, "run_job", lambda job: pytest.fail(f"{job.label} was trained"))
+    assert main(["run", "long", "--runs", str(tmp_path / "runs"), "--results", str(results), "--figures",
+                 str(tmp_path / "figures"), "--workers", "1"]) == 0
+    assert "study long: written" in capsys.readouterr().out
+    rows = lambda path: [{k: v for k, v in r.items() if k not in ("run_dirs", "checkpoint")}
+                         for r in json.loads(path.read_text())["rows"]]
+    assert rows(results / "digits" / "mini" / "long144.json") == rows(ROOT / "results/digits/mini/long144.json")
+    assert (tmp_path / "figures" / "training_curves_digits_mini_144kimg.png").stat().st_size > 0

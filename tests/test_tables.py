@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from paperlib.paper_plan import paper_plan
+from paperlib.protocol import teacher_steps
 from paperlib.report import ablation_markdown, claims, claims_markdown, long_budget_markdown, sweep_markdown, update_readme
 from paperlib.reported import reported_for
-from paperlib.tables import TableError, TableRequest, build_table, paper_plan, teacher_steps, to_markdown
+from paperlib.table_format import to_markdown
+from paperlib.tables import TableError, TableRequest, build_table
 
 
 def test_requests_are_checked_before_anything_runs(tmp_path):
@@ -99,7 +102,7 @@ def test_claims_follow_the_rule():
 
 
 def test_long_budget_section_decides_only_the_claims_its_rows_can(tmp_path):
-    """The continued runs' table (scripts/extend_mini_to_144kimg.py) is rendered with its claims by the main rule,
+    """The continued runs' table (the long study) is rendered with its claims by the main rule,
     leaving out the claims whose rows were not continued (instance distillation) instead of calling them untested."""
     mem = dict(memorisation=1.0, memorisation_runs=[0.9, 1.0, 1.1])
     rows = [_row("teacher", [900.0], nfe=1), _row("teacher", [6.0, 6.1, 5.9], nfe=35, **mem),

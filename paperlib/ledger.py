@@ -1,0 +1,197 @@
+"""The ledger: one small, committed JSON record per finished run (or teacher evaluation) under
+``results/ledger/<scale>/<dataset>/...``, so that the evidence outlives any machine. Tables and curves are assembled
+from records; a run whose record exists is not trained again, so a study accumulates across days and machines.
+
+A record holds what makes the run what it is and what it measured: its config (portable: the teacher by the digest
+of its weights, no local paths) and that config's hash, the protocol's version, the code's commit, the machine (CPU
+model, torch's CPU capability and thread count: the arithmetic differs across them), the seed, the latent range and
+sample count of its evaluation, the metrics, the training time and, where recorded, its FID curve over training.
+A record found with another config than the one asked for is refused, never silently replaced.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from paperlib.io import ROOT, atomic_write_bytes, file_sha256
+from paperlib.protocol import METRICS, VERSION
+
+LEDGER_FORMAT = 1
+# Config keys that say where or how a run was watched, not what it computes: left out of a record's config.
+LOCAL_KEYS = ("run_dir", "device", "num_workers", "keep_states", "max_nonfinite_steps")
+
+
+class LedgerError(ValueError):
+    """A record cannot be used as asked (another config, another protocol, unreadable); the message names it."""
+
+
+def ledger_dir(results: str | os.PathLike = "results") -> Path:
+    return Path(results) / "ledger"
+
+
+def record_path(ledger: str | os.PathLike, name: str) -> Path:
+    """Where the record ``name`` (e.g. 'mini/digits/digits-gddi/seed1') lives in ``ledger``."""
+    return Path(ledger) / f"{name}.json"
+
+
+@functools.lru_cache(maxsize=None)
+def _weights_digest(path: str, mtime_ns: int) -> str:
+    from paperlib.checkpoints import read_network_file
+
+    if path.endswith(".pkl"):
+        return "sha256:" + file_sha256(path)
+    from paperlib.integrity import content_digest
+
+    return "weights:" + content_digest(read_network_file(path)[1])
+
+
+def teacher_identity(path: str) -> str:
+    """A teacher by its weights (the digest of its tensors; an EDM pickle by its bytes), so that a teacher file
+    re-saved or moved to another folder is the same teacher."""
+    return _weights_digest(str(path), Path(path).stat().st_mtime_ns)[:28]
+
+
+def portable_config(config: dict) -> dict:
+    """A run's config as a record keeps it: without :data:`LOCAL_KEYS`, the teacher by :func:`teacher_identity`."""
+    out = {k: v for k, v in config.items() if k not in LOCAL_KEYS}
+    if out.get("teacher"):
+        out["teacher"] = teacher_identity(out["teacher"])
+    return json.loads(json.dumps(out))
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str:
+    """The checkout's commit, with '+changes' when paperlib's code differs from it; 'unknown' outside a checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "paperlib"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode:
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def machine() -> dict:
+    """What the arithmetic of a run depends on besides its config: CPU model, torch's CPU capability (the vector
+    instructions its kernels use), thread count, torch version and device."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return dict(cpu=model, cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(),
+                torch=torch.__version__, cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+
+
+def run_record(name: str, result: dict, curve: dict | None = None, origin: str = "run") -> dict:
+    """The record of one finished training run from its result (:func:`paperlib.experiments.train_and_evaluate`):
+    its evaluation's latents are seeds ``0 .. num - 1``."""
+    config = portable_config(result["config"])
+    metrics = {k: result[k] for k in (*METRICS, "nfe") if result.get(k) is not None}
+    return dict(ledger=LEDGER_FORMAT, name=name, kind="run", preset=result["preset"], seed=result["seed"],
+                lr=result["lr"], config=config, config_hash=config_hash(config), protocol=VERSION, code=code_commit(),
+                machine=machine(), made=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                origin=origin, evaluation=dict(latents=[0, result["num"] - 1], num=result["num"], **metrics),
+                kimg=result["kimg"], train_seconds=result["train_seconds"], frozen_fraction=result["frozen_fraction"],
+                curve=curve)
+
+
+def write_record(ledger: str | os.PathLike, record: dict) -> Path:
+    path = record_path(ledger, record["name"])
+    atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
+    return path
+
+
+def read_record(ledger: str | os.PathLike, name: str) -> dict | None:
+    """The record ``name``, or None when there is none; an unreadable one is a LedgerError naming it."""
+    path = record_path(ledger, name)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise LedgerError(f"{path}: not a readable ledger record ({exc}); restore it from git or delete it to "
+                          f"retrain the run") from None
+    if not isinstance(record, dict) or record.get("ledger") != LEDGER_FORMAT:
+        raise LedgerError(f"{path}: not a ledger record of format {LEDGER_FORMAT}")
+    return record
+
+
+def matching_record(ledger: str | os.PathLike, name: str, config: dict, num: int) -> dict | None:
+    """The record ``name`` if it holds a run of exactly ``config`` (a TrainConfig as a dict) evaluated on ``num``
+    samples; None when there is no record. A record of another config or sample count is refused, naming the
+    differences: it is evidence, and is replaced only by deleting it on purpose."""
+    record = read_record(ledger, name)
+    if record is None:
+        return None
+    wanted = portable_config(config)
+    if record["config_hash"] != config_hash(wanted) or record["evaluation"]["num"] != num:
+        changed = [f"{k}: {record['config'].get(k)!r} -> {wanted.get(k)!r}"
+                   for k in sorted(set(record["config"]) | set(wanted)) if record["config"].get(k) != wanted.get(k)]
+        if record["evaluation"]["num"] != num:
+            changed.append(f"samples: {record['evaluation']['num']} -> {num}")
+        raise LedgerError(f"{record_path(ledger, name)} holds this run with another config ({'; '.join(changed)}); "
+                          f"delete the record to retrain it, or ask for a run of another name")
+    return record
+
+
+def result_of(record: dict, run_dir: str) -> dict:
+    """A record as the result dict that training and evaluating the run returns (the metrics at top level)."""
+    evaluation = {k: v for k, v in record["evaluation"].items() if k != "latents"}
+    return dict(preset=record["preset"], run_dir=run_dir, seed=record["seed"], lr=record["lr"], kimg=record["kimg"],
+                train_seconds=record["train_seconds"], frozen_fraction=record["frozen_fraction"], **evaluation,
+                curve=record.get("curve"), row_curve=record.get("row_curve"), record=record["name"],
+                protocol=record["protocol"])
+
+
+def teacher_record(name: str, teacher: str, steps: int, ranges: list[dict], sample_seconds: float,
+                   origin: str = "run") -> dict:
+    """The record of a teacher sampled at ``steps`` Heun steps: one evaluation per disjoint latent range
+    (``ranges``: dicts with ``latents`` [first, last], ``num`` and the metrics)."""
+    return dict(ledger=LEDGER_FORMAT, name=name, kind="teacher", teacher=teacher_identity(teacher), steps=steps,
+                protocol=VERSION, code=code_commit(), machine=machine(), origin=origin,
+                made=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                ranges=ranges, sample_seconds=sample_seconds)
+
+
+def matching_teacher_record(ledger: str | os.PathLike, name: str, teacher: str, steps: int, ranges: int,
+                            num: int) -> dict | None:
+    """The teacher record ``name`` if it is this teacher at ``steps`` steps over ``ranges`` ranges of ``num``
+    samples; None when there is none; refused (LedgerError) when it holds another evaluation."""
+    record = read_record(ledger, name)
+    if record is None:
+        return None
+    wanted = (teacher_identity(teacher), steps, ranges, num)
+    found = (record["teacher"], record["steps"], len(record["ranges"]), record["ranges"][0]["num"])
+    if found != wanted:
+        raise LedgerError(f"{record_path(ledger, name)} holds another teacher evaluation (teacher, steps, ranges, "
+                          f"samples: {found} where {wanted} was asked); delete it to evaluate again")
+    return record
+
+
+def check_one_protocol(records: list[dict], what: str) -> None:
+    """Refuse to put records (dicts with ``protocol`` and ``record``, the name) made under different protocol
+    versions into one table."""
+    versions = sorted({r["protocol"] for r in records})
+    if len(versions) > 1:
+        names = {v: next(r["record"] for r in records if r["protocol"] == v) for v in versions}
+        raise LedgerError(f"{what} would mix records of protocol versions {versions} (e.g. {names}); a table "
+                          f"compares runs made under one protocol")
