@@ -13,6 +13,7 @@ import numpy as np
 
 from paperlib.freezing import FREEZE_POLICIES
 from paperlib.io import atomic_write_bytes, save_figure
+from paperlib.ledger import ledger_dir
 from paperlib.pool import Job, default_workers, run_jobs
 from paperlib.presets import MINI_SWEEP_LRS, PRESETS
 from paperlib.protocol import ABLATION_SEEDS, MINI_DATASETS, SWEEP_SEED
@@ -33,16 +34,18 @@ def chosen_lr(results: str | Path, preset: str) -> float:
 
 
 def sweep_jobs(datasets=MINI_DATASETS, methods=("gdd", "gddi"), lrs: dict | None = None, runs: str = "runs",
-               device: str = "auto", kimg: float = 0.0, eval_num: int = 10000) -> list[Job]:
-    """The sweep's runs: each (dataset, method) preset at each of its rates, seed 0, in runs/mini/sweep/."""
+               device: str = "auto", kimg: float = 0.0, eval_num: int = 10000, results: str = "results") -> list[Job]:
+    """The sweep's runs: each (dataset, method) preset at each of its rates, seed 0, in runs/mini/sweep/, recorded
+    in the ledger as ``mini/sweep/<preset>-lr<lr>``."""
     jobs = []
     for dataset in datasets:
         for method in methods:
             preset = f"{dataset}-{method}"
             for lr in (lrs or MINI_SWEEP_LRS)[method]:
                 overrides = dict(lr=lr, seed=SWEEP_SEED, device=device, **({"total_kimg": kimg} if kimg else {}))
-                jobs.append(Job(f"sweep {preset} lr {lr:g}", preset, f"{runs}/mini/sweep/{preset}-lr{lr:g}",
-                                overrides, eval_num=eval_num))
+                name = f"mini/sweep/{preset}-lr{lr:g}"
+                jobs.append(Job(f"sweep {preset} lr {lr:g}", preset, f"{runs}/{name}", overrides, eval_num=eval_num,
+                                ledger=str(ledger_dir(results)), record=name))
     return jobs
 
 
@@ -52,7 +55,7 @@ def mini_sweep(datasets=MINI_DATASETS, methods=("gdd", "gddi"), lrs: dict | None
     """Train every (dataset, method) preset at each of its sweep rates (``MINI_SWEEP_LRS``; seed 0, the preset's
     budget or ``kimg``) in one pool, write ``results/mini/sweep-<preset>.json`` (one result per rate) and return
     the chosen rate of each preset."""
-    jobs = sweep_jobs(datasets, methods, lrs, runs, device, kimg, eval_num)
+    jobs = sweep_jobs(datasets, methods, lrs, runs, device, kimg, eval_num, results)
     done = run_jobs(jobs, workers=workers or default_workers(device))
     chosen = {}
     for preset in dict.fromkeys(job.preset for job in jobs):
@@ -63,22 +66,23 @@ def mini_sweep(datasets=MINI_DATASETS, methods=("gdd", "gddi"), lrs: dict | None
 
 
 def ablation_jobs(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "runs", device: str = "auto",
-                  kimg: float = 0.0, eval_num: int = 10000) -> list[Job]:
+                  kimg: float = 0.0, eval_num: int = 10000, results: str = "results") -> list[Job]:
     """The ablation's runs: GDD-I's preset at every freezing policy and seed. At the preset's budget the 'gddi' policy
-    is the main table's GDD-I row and reuses its runs (freeze_level 1 is that policy; same config, same folders);
-    another budget (``kimg``) trains every policy in folders of its own."""
+    is the main table's GDD-I row and reuses its runs and records (freeze_level 1 is that policy; same config, same
+    folders); another budget (``kimg``) trains every policy in folders of its own. Recorded in the ledger under
+    the run folder's name below the runs folder."""
     jobs = []
     for policy in FREEZE_POLICIES:
         for seed in seeds:
             overrides = dict(seed=seed, device=device, **({"total_kimg": kimg} if kimg else {}))
             if policy == "gddi" and not kimg:
-                run_dir = f"{runs}/mini/{dataset}/{dataset}-gddi/seed{seed}"
+                name = f"mini/{dataset}/{dataset}-gddi/seed{seed}"
             else:
                 overrides.update(freeze_level=0, freeze_policy=policy)
                 budget = f"-{kimg:g}kimg" if kimg else ""
-                run_dir = f"{runs}/mini/ablation/{dataset}-freeze-{policy}{budget}/seed{seed}"
-            jobs.append(Job(f"ablation {dataset} freeze {policy} seed {seed}", f"{dataset}-gddi", run_dir, overrides,
-                            eval_num=eval_num))
+                name = f"mini/ablation/{dataset}-freeze-{policy}{budget}/seed{seed}"
+            jobs.append(Job(f"ablation {dataset} freeze {policy} seed {seed}", f"{dataset}-gddi", f"{runs}/{name}",
+                            overrides, eval_num=eval_num, ledger=str(ledger_dir(results)), record=name))
     return jobs
 
 
@@ -91,7 +95,7 @@ def freeze_ablation(dataset: str = "digits", seeds=ABLATION_SEEDS, runs: str = "
     Writes ``results/<dataset>/mini/freeze_ablation.json`` and the figure; returns the JSON's dict."""
     preset = f"{dataset}-gddi"
     lr = PRESETS[preset]["lr"]
-    jobs = ablation_jobs(dataset, seeds, runs, device, kimg, eval_num)
+    jobs = ablation_jobs(dataset, seeds, runs, device, kimg, eval_num, results)
     done = run_jobs(jobs, workers=workers or default_workers(device))
     levels = []
     for policy in FREEZE_POLICIES:

@@ -61,11 +61,22 @@ def teacher_identity(path: str) -> str:
 
 
 def portable_config(config: dict) -> dict:
-    """A run's config as a record keeps it: without :data:`LOCAL_KEYS`, the teacher by :func:`teacher_identity`."""
+    """A run's config as a record keeps it: without :data:`LOCAL_KEYS`, the teacher by :func:`teacher_identity`,
+    and whole numbers written alike whether they came as 48 or 48.0 (a preset's value or a command line's)."""
     out = {k: v for k, v in config.items() if k not in LOCAL_KEYS}
     if out.get("teacher"):
         out["teacher"] = teacher_identity(out["teacher"])
-    return json.loads(json.dumps(out))
+    return _whole_numbers_as_ints(json.loads(json.dumps(out)))
+
+
+def _whole_numbers_as_ints(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(v) for v in value]
+    return value
 
 
 def config_hash(config: dict) -> str:
@@ -112,6 +123,16 @@ def run_record(name: str, result: dict, curve: dict | None = None, origin: str =
                 origin=origin, evaluation=dict(latents=[0, result["num"] - 1], num=result["num"], **metrics),
                 kimg=result["kimg"], train_seconds=result["train_seconds"], frozen_fraction=result["frozen_fraction"],
                 curve=curve)
+
+
+def legacy_record(name: str, preset: str, seed: int, config: dict, values: dict, origin: str,
+                  row_curve: dict | None = None) -> dict:
+    """The record of a run made before the ledger, from the values a committed results file kept of it (``values``:
+    lr, num, nfe, kimg, train_seconds, frozen_fraction and the metrics): its machine, code commit and date are
+    unknown (None), and ``origin`` says where the numbers come from. ``row_curve``: the FID curve of the row the run
+    belongs to (mean over its seeds) where per-seed curves were not kept."""
+    result = dict(values, preset=preset, seed=seed, config=config)
+    return dict(run_record(name, result, origin=origin), machine=None, code=None, made=None, row_curve=row_curve)
 
 
 def write_record(ledger: str | os.PathLike, record: dict) -> Path:

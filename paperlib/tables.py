@@ -28,24 +28,24 @@ from paperlib.experiments import cached_result
 from paperlib.grids import nearest_neighbour_grid, save_grid
 from paperlib.io import ROOT, atomic_write_bytes, resolve_device
 from paperlib.ledger import (
-        check_one_protocol,
-        ledger_dir,
-        matching_teacher_record,
-        run_record,
-        teacher_record,
-        write_record,
+    check_one_protocol,
+    ledger_dir,
+    legacy_record,
+    matching_teacher_record,
+    teacher_record,
+    write_record,
 )
 from paperlib.metrics import DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8, real_data_floor
 from paperlib.paper_plan import paper_rows
 from paperlib.pool import Job, default_workers, run_jobs
 from paperlib.presets import preset_config
 from paperlib.protocol import (
-        METHODS,
-        METRICS,
-        MINI_TEACHERS,
-        RELEASED_KINDS,
-        SCALE_DEFAULTS,
-        teacher_steps,
+    METHODS,
+    METRICS,
+    MINI_TEACHERS,
+    RELEASED_KINDS,
+    SCALE_DEFAULTS,
+    teacher_steps,
 )
 from paperlib.reported import reported_for
 from paperlib.rundir import RunFolder
@@ -268,14 +268,17 @@ def import_trained_rows(rows: list[Row], jobs: list[Job], origin: str) -> list[s
     for row in (r for r in rows if r.get("run_dirs")):
         for i, seed in enumerate(row["seeds"]):
             job = next(j for j in jobs if j.overrides["seed"] == seed and j.preset.endswith(f"-{row['kind']}"))
-            result = dict(preset=job.preset, seed=seed, lr=row["lr"], config=job.config(), num=row["num"],
-                          nfe=row["nfe"], kimg=row["kimg"], train_seconds=row["train_seconds"],
-                          frozen_fraction=row["frozen_fraction"], **{k: row[f"{k}_runs"][i] for k in METRICS})
-            record = dict(run_record(job.record, result, origin=origin), machine=None, code=None, made=None,
-                          row_curve=row.get("curve"))
-            write_record(job.ledger, record)
-            names.append(record["name"])
+            write_record(job.ledger, legacy_record(job.record, job.preset, seed, job.config(), per_seed(row, i), origin,
+                                                   row.get("curve")))
+            names.append(job.record)
     return names
+
+
+def per_seed(row: dict, i: int) -> dict:
+    """Seed ``i``'s values of an aggregated row (:func:`paperlib.stats.aggregate_runs`): its metrics, and the row's
+    shared lr, sample count, NFE, kimg, training time (a mean) and frozen fraction."""
+    shared = {k: row.get(k) for k in ("lr", "num", "nfe", "kimg", "train_seconds", "frozen_fraction")}
+    return dict(shared, **{k: row[f"{k}_runs"][i] for k in METRICS})
 
 
 def _mini_rows(request: TableRequest) -> list[Row]:

@@ -96,3 +96,19 @@ def test_teacher_identity_is_the_weights_not_the_file(tmp_path, smoke_teacher):
     moved = save_network(load_network(smoke_teacher), tmp_path / "elsewhere.safetensors", extra=dict(note="re-saved"))
     assert Path(moved).read_bytes() != Path(smoke_teacher).read_bytes()
     assert ledger.teacher_identity(str(moved)) == ledger.teacher_identity(smoke_teacher)
+
+
+def test_the_committed_ledger_rebuilds_the_sweeps_and_the_freeze_ablation(tmp_path, monkeypatch):
+    from paperlib.report import ablation_markdown, sweep_markdown
+    from paperlib.studies import run_studies
+
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results", results)
+    for path in (*(results / "mini").glob("sweep-*.json"), results / "digits" / "mini" / "freeze_ablation.json"):
+        path.unlink()  # made again from the records alone
+    monkeypatch.setattr(pool, "run_job", lambda job: pytest.fail(f"{job.label} was trained"))
+    common = dict(runs=str(tmp_path / "runs"), results=str(results), figures=str(tmp_path / "figures"), workers=1)
+    assert run_studies(["sweep"], Options(datasets=("digits", "digits-cond"), kimg=16, **common)) == ["sweep"]
+    assert run_studies(["ablation"], Options(**common)) == ["ablation"]
+    assert sweep_markdown(results / "mini") == sweep_markdown(ROOT / "results" / "mini")
+    assert ablation_markdown(results) == ablation_markdown(ROOT / "results")
