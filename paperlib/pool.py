@@ -10,7 +10,6 @@ config and its thread count, not on which worker ran it.
 from __future__ import annotations
 
 import concurrent.futures as futures
-import json
 import multiprocessing
 import os
 import time
@@ -81,8 +80,9 @@ def run_job(job: Job) -> dict:
         curve = result.get("curve")
         if curve is None and job.fid_every_kimg and RunFolder(job.run_dir).log.exists():  # a result.json of old
             curve = dict(load_curve(job.run_dir), num=job.curve_num)
-        record = write_record(job.ledger, run_record(job.record, result, curve))
-        result = dict(result, record=job.record, protocol=json.loads(record.read_text())["protocol"])
+        record = run_record(job.record, result, curve)
+        write_record(job.ledger, record)
+        result = dict(result, record=job.record, protocol=record["protocol"])
     return result
 
 

@@ -20,6 +20,7 @@ from typing import Callable
 from paperlib.curves import average_curves, plot_training_curves
 from paperlib.evidence import ablation_jobs, freeze_ablation, mini_sweep, sweep_jobs
 from paperlib.io import atomic_write_bytes
+from paperlib.ledger import ledger_dir, machine, read_record
 from paperlib.pool import Job, default_workers, run_jobs
 from paperlib.protocol import MINI_DATASETS, MINI_KIMG, SCALE_DEFAULTS
 from paperlib.rundir import RunFolder
@@ -169,8 +170,6 @@ CHECK_TOLERANCE_SDS = 3.0  # on another kind of machine: within this many of the
 def same_machine(record: dict) -> bool:
     """Whether a record was made on this kind of machine (CPU model, torch's CPU capability, thread count), where a
     retrained run must equal it bit for bit."""
-    from paperlib.ledger import machine
-
     made = record.get("machine") or {}
     here = machine()
     return all(made.get(k) == here[k] for k in ("cpu", "cpu_capability", "threads"))
@@ -181,8 +180,6 @@ def check_records(options: Options, names: tuple[str, ...] = CHECK_SAMPLE, log=p
     records) and compare each with its record: equal bit for bit when the record was made on this kind of machine,
     else every metric within :data:`CHECK_TOLERANCE_SDS` of the row's seed sd (from the row's records). Writes
     ``results/mini-check.json``; returns it, with ``passed``."""
-    from paperlib.ledger import ledger_dir, read_record
-
     ledger = ledger_dir(options.results)
     jobs_by_record = {job.record: job for r in options.requests() for job in mini_jobs(r)}
     unknown = [n for n in names if n not in jobs_by_record or read_record(ledger, n) is None]
@@ -207,8 +204,6 @@ def check_records(options: Options, names: tuple[str, ...] = CHECK_SAMPLE, log=p
             m["ok"] for m in metrics.values()), metrics=metrics))
         log(f"{name}: {'passed' if checks[-1]['passed'] else 'FAILED'} ({rule}): "
             + ", ".join(f"{k} {m['recorded']:.3f} -> {m['retrained']:.3f}" for k, m in metrics.items()))
-    from paperlib.ledger import machine
-
     report = dict(machine=machine(), checks=checks, passed=all(c["passed"] for c in checks))
     atomic_write_bytes(Path(options.results) / "mini-check.json", json.dumps(report, indent=1).encode())
     return report

@@ -257,7 +257,8 @@ def import_table(table: dict, origin: str) -> list[str]:
                        **{k: row[f"{k}_runs"][i] for k in METRICS}) for i, span in enumerate(row["seeds"])]
         record = teacher_record(f"{request.scale}/{request.dataset}/teacher/nfe{row['nfe']}", teacher_path,
                                 (row["nfe"] + 1) // 2, ranges, row["sample_seconds"], origin=origin)
-        names.append(write_record(ledger, dict(record, machine=None, code=None, made=None)) and record["name"])
+        write_record(ledger, dict(record, machine=None, code=None, made=None))
+        names.append(record["name"])
     return names + import_trained_rows(table["rows"], mini_jobs(request), origin)
 
 
