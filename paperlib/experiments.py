@@ -32,17 +32,19 @@ from paperlib.rundir import RunFolder, config_changes
 from paperlib.train import train
 
 
-def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress: RunFolder | None = None) -> Callable:
+def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress: RunFolder | None = None,
+                 seed_start: int = TRAINING_FID_SEED_START) -> Callable:
     """A training callback that records FID (and precision/recall) of the EMA generator against training images.
 
-    The FID samples use the seeds from :data:`~paperlib.protocol.TRAINING_FID_SEED_START` on, apart from the final
-    evaluation's; its metrics are logged as ``eval_<key>`` for each of :data:`~paperlib.protocol.EVAL_KEYS`. With
-    ``progress`` (the run's folder), the images of :data:`~paperlib.protocol.PROGRESS_SEEDS` are also saved in its
+    The FID samples use the per-sample seeds from ``seed_start`` on (by default
+    :data:`~paperlib.protocol.TRAINING_FID_SEED_START`), apart from the final evaluation's; its metrics are logged
+    as ``eval_<key>`` for each of :data:`~paperlib.protocol.EVAL_KEYS`. With ``progress`` (the run's folder), the
+    images of :data:`~paperlib.protocol.PROGRESS_SEEDS` are also saved in its
     progress files (uint8 [32, C, H, W]).
     """
     def callback(kimg: float, ema) -> dict:
         device = next(ema.parameters()).device  # the training device
-        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=TRAINING_FID_SEED_START, device=device, progress=False)
+        result = evaluate_network(ema, extractor, ref, num=num, seed_offset=seed_start, device=device, progress=False)
         if progress is not None:
             images, _ = generate_uint8(ema, PROGRESS_SEEDS, device=device, progress=False)
             buf = io.BytesIO()
@@ -83,8 +85,9 @@ def best_snapshot(run_dir: str | Path) -> dict | None:
                 checkpoint=str(folder.snapshot(best["nimg"])))
 
 
-def cached_result(preset: str, run_dir: str, eval_num: int, **overrides) -> dict | None:
-    """The ``result.json`` of a finished run made with this exact config and sample count, else None."""
+def cached_result(preset: str, run_dir: str, eval_num: int, eval_start: int = 0, **overrides) -> dict | None:
+    """The ``result.json`` of a finished run made with this exact config, sample count and first sample seed, else
+    None."""
     folder = RunFolder(run_dir)
     path = folder.result
     if not path.exists() or not folder.network.exists():
@@ -92,32 +95,36 @@ def cached_result(preset: str, run_dir: str, eval_num: int, **overrides) -> dict
     result = json.loads(path.read_text())
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
     same = (isinstance(result.get("config"), dict) and result.get("num") == eval_num
+            and result.get("eval_start", 0) == eval_start
             and not config_changes(result["config"], json.loads(json.dumps(asdict(cfg)))))
     return result if same and result.get("kimg", 0) * 1000 >= round(cfg.total_kimg * 1000) else None
 
 
 def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Reference, eval_num: int = 1000,
-                       fid_every_kimg: float = 0.0, resume: bool = True, curve_num: int = 500, **overrides) -> dict:
+                       fid_every_kimg: float = 0.0, resume: bool = True, curve_num: int = 500, eval_start: int = 0,
+                       curve_start: int = TRAINING_FID_SEED_START, **overrides) -> dict:
     """Train ``preset`` (resuming a finished or interrupted run in ``run_dir``), then evaluate the final EMA network
-    on ``eval_num`` samples (seeds 0..eval_num-1) on the training device.
+    on ``eval_num`` samples (per-sample seeds ``eval_start ..``) on the training device.
 
     With ``fid_every_kimg``, FID during training (``curve_num`` samples, against the training and held-out splits)
     goes into the run's ``metrics.jsonl`` and sample grids of fixed seeds into ``run_dir/progress/`` (see
     :func:`fid_callback`). Returns the config overrides, seed, learning rate, training summary, training wall time
-    (summed over resumed parts, evaluations excluded), the sample count ``num``, the metrics and, with
-    ``fid_every_kimg``, the ``curve`` of FID during training (:func:`paperlib.curves.load_curve`, plus its ``num``).
+    (summed over resumed parts, evaluations excluded), the sample count ``num`` and first seed ``eval_start``, the
+    metrics and, with ``fid_every_kimg``, the ``curve`` of FID during training (:func:`paperlib.curves.load_curve`,
+    plus its ``num`` and first seed ``start``; its FIDs use per-sample seeds ``curve_start ..``).
     """
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
     folder = RunFolder(run_dir)
-    callback = fid_callback(extractor, ref, num=curve_num, progress=folder) if fid_every_kimg else None
+    callback = (fid_callback(extractor, ref, num=curve_num, progress=folder, seed_start=curve_start)
+                if fid_every_kimg else None)
     summary = train(cfg, resume=resume, callback=callback, callback_kimg=fid_every_kimg, progress=False)
     device = resolve_device(cfg.device)
     net = load_network(folder.network).to(device)
-    metrics = evaluate_network(net, extractor, ref, num=eval_num, device=device, progress=False)
+    metrics = evaluate_network(net, extractor, ref, num=eval_num, seed_offset=eval_start, device=device, progress=False)
     result = dict(preset=preset, run_dir=run_dir, overrides=overrides, config=asdict(cfg), seed=cfg.seed, lr=cfg.lr,
                   train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
-                  frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), **metrics,
-                  curve=dict(load_curve(run_dir), num=curve_num) if fid_every_kimg else None)
+                  frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), eval_start=eval_start,
+                  **metrics, curve=dict(load_curve(run_dir), num=curve_num, start=curve_start) if fid_every_kimg else None)
     atomic_write_bytes(folder.result, json.dumps(result, indent=2).encode())
     return result
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from paperlib.io import ROOT, atomic_write_bytes, file_sha256
-from paperlib.protocol import METRICS, VERSION
+from paperlib.protocol import EVIDENCE_METRICS, METRICS, VERSION
 
 LEDGER_FORMAT = 1
 # Config keys that say where or how a run was watched, not what it computes: left out of a record's config.
@@ -112,17 +112,37 @@ def machine() -> dict:
                 torch=torch.__version__, cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
 
 
-def run_record(name: str, result: dict, curve: dict | None = None, origin: str = "run") -> dict:
-    """The record of one finished training run from its result (:func:`paperlib.experiments.train_and_evaluate`):
-    its evaluation's latents are seeds ``0 .. num - 1``."""
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_record(name: str, result: dict, curve: dict | None = None, origin: str = "run",
+               protocol: str = VERSION) -> dict:
+    """The record of one finished training run from its result (:func:`paperlib.experiments.train_and_evaluate`),
+    made under ``protocol`` (a version hash): its evaluation's latents are the per-sample seeds
+    ``eval_start .. eval_start + num - 1``."""
     config = portable_config(result["config"])
-    metrics = {k: result[k] for k in (*METRICS, "nfe") if result.get(k) is not None}
+    metrics = {k: result[k] for k in (*dict.fromkeys(METRICS + EVIDENCE_METRICS), "nfe") if result.get(k) is not None}
+    start = result.get("eval_start", 0)
     return dict(ledger=LEDGER_FORMAT, name=name, kind="run", preset=result["preset"], seed=result["seed"],
-                lr=result["lr"], config=config, config_hash=config_hash(config), protocol=VERSION, code=code_commit(),
-                machine=machine(), made=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                origin=origin, evaluation=dict(latents=[0, result["num"] - 1], num=result["num"], **metrics),
+                lr=result["lr"], config=config, config_hash=config_hash(config), protocol=protocol, code=code_commit(),
+                machine=machine(), made=_now(), origin=origin,
+                evaluation=dict(latents=[start, start + result["num"] - 1], num=result["num"], **metrics),
                 kimg=result["kimg"], train_seconds=result["train_seconds"], frozen_fraction=result["frozen_fraction"],
                 curve=curve)
+
+
+def diverged_record(name: str, config: dict, preset: str, num: int, eval_start: int, why: str, folder,
+                    protocol: str) -> dict:
+    """The record of a run whose training stopped on NaN/inf gradients (``why``, the error): no evaluation, the
+    image count and training time it reached (from its log, a :class:`~paperlib.rundir.RunFolder`)."""
+    portable = portable_config(config)
+    last = (folder.records() or [{}])[-1] if folder.log.exists() else {}
+    return dict(ledger=LEDGER_FORMAT, name=name, kind="run", preset=preset, seed=config["seed"], lr=config["lr"],
+                config=portable, config_hash=config_hash(portable), protocol=protocol, code=code_commit(),
+                machine=machine(), made=_now(), origin="run", diverged=why,
+                evaluation=dict(latents=[eval_start, eval_start + num - 1], num=num), kimg=last.get("kimg", 0.0),
+                train_seconds=last.get("train_seconds"), frozen_fraction=None, curve=None)
 
 
 def legacy_record(name: str, preset: str, seed: int, config: dict, values: dict, origin: str,
@@ -156,27 +176,31 @@ def read_record(ledger: str | os.PathLike, name: str) -> dict | None:
     return record
 
 
-def matching_record(ledger: str | os.PathLike, name: str, config: dict, num: int) -> dict | None:
+def matching_record(ledger: str | os.PathLike, name: str, config: dict, num: int, start: int = 0) -> dict | None:
     """The record ``name`` if it holds a run of exactly ``config`` (a TrainConfig as a dict) evaluated on ``num``
-    samples; None when there is no record. A record of another config or sample count is refused, naming the
-    differences: it is evidence, and is replaced only by deleting it on purpose."""
+    samples from per-sample seed ``start``; None when there is no record. A record of another config or evaluation
+    is refused, naming the differences: it is evidence, and is replaced only by deleting it on purpose."""
     record = read_record(ledger, name)
     if record is None:
         return None
     wanted = portable_config(config)
-    if record["config_hash"] != config_hash(wanted) or record["evaluation"]["num"] != num:
+    latents = [start, start + num - 1]
+    if record["config_hash"] != config_hash(wanted) or record["evaluation"]["latents"] != latents:
         changed = [f"{k}: {record['config'].get(k)!r} -> {wanted.get(k)!r}"
                    for k in sorted(set(record["config"]) | set(wanted)) if record["config"].get(k) != wanted.get(k)]
-        if record["evaluation"]["num"] != num:
-            changed.append(f"samples: {record['evaluation']['num']} -> {num}")
+        if record["evaluation"]["latents"] != latents:
+            changed.append(f"evaluation seeds: {record['evaluation']['latents']} -> {latents}")
         raise LedgerError(f"{record_path(ledger, name)} holds this run with another config ({'; '.join(changed)}); "
                           f"delete the record to retrain it, or ask for a run of another name")
     return record
 
 
 def result_of(record: dict, run_dir: str) -> dict:
-    """A record as the result dict that training and evaluating the run returns (the metrics at top level)."""
+    """A record as the result dict that training and evaluating the run returns (the metrics at top level; none,
+    and ``diverged`` saying why, for a diverged run)."""
     evaluation = {k: v for k, v in record["evaluation"].items() if k != "latents"}
+    if record.get("diverged"):
+        evaluation["diverged"] = record["diverged"]
     return dict(preset=record["preset"], run_dir=run_dir, seed=record["seed"], lr=record["lr"], kimg=record["kimg"],
                 train_seconds=record["train_seconds"], frozen_fraction=record["frozen_fraction"], **evaluation,
                 curve=record.get("curve"), row_curve=record.get("row_curve"), record=record["name"],
@@ -188,8 +212,7 @@ def teacher_record(name: str, teacher: str, steps: int, ranges: list[dict], samp
     """The record of a teacher sampled at ``steps`` Heun steps: one evaluation per disjoint latent range
     (``ranges``: dicts with ``latents`` [first, last], ``num`` and the metrics)."""
     return dict(ledger=LEDGER_FORMAT, name=name, kind="teacher", teacher=teacher_identity(teacher), steps=steps,
-                protocol=VERSION, code=code_commit(), machine=machine(), origin=origin,
-                made=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                protocol=VERSION, code=code_commit(), machine=machine(), origin=origin, made=_now(),
                 ranges=ranges, sample_seconds=sample_seconds)
 
 

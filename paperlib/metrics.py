@@ -299,6 +299,14 @@ def nearest_distances(queries: np.ndarray, bank: np.ndarray) -> tuple[np.ndarray
     return d.min(axis=1), d.argmin(axis=1)
 
 
+def near_copy_share(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray, percentile: float = 5.0) -> float:
+    """The share of generated samples nearer to their nearest training sample than ``percentile`` % of held-out
+    real samples are to theirs: about ``percentile`` / 100 for a model that generalises like fresh data, near 1 for
+    one that copies; unlike a mean distance, it sees a minority of copies."""
+    threshold = np.percentile(nearest_distances(held_out, train)[0], percentile)
+    return float((nearest_distances(generated, train)[0] < threshold).mean())
+
+
 def memorisation_ratio(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray) -> float:
     """Mean distance from generated samples to their nearest training sample, divided by the same for held-out
     real samples. About 1 for a model that generalises like fresh data; well below 1 means copying."""
@@ -359,13 +367,14 @@ def dataset_reference(spec: str, extractor: Callable) -> Reference:
 
 def evaluate_features(features: np.ndarray, ref: Reference, k: int = 3) -> dict:
     """Every metric of generated features against a reference: FID (vs training and held-out statistics), KID,
-    precision, recall and the memorisation ratio (when a held-out split is given)."""
+    precision, recall, the memorisation ratio and the near-copy share (when a held-out split is given)."""
     stats = feature_stats(features)
     out = dict(fid=fid_from_stats(stats, ref.train_stats), kid=kid(features, ref.train), num=len(features))
     out["precision"], out["recall"] = precision_recall(ref.train, features, k)
     if ref.held_out is not None:
         out["fid_test"] = fid_from_stats(stats, ref.held_out_stats)
         out["memorisation"] = memorisation_ratio(features, ref.train, ref.held_out)
+        out["copy_share"] = near_copy_share(features, ref.train, ref.held_out)
     return out
 
 

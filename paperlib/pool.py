@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from paperlib.rundir import RunFolder
+from paperlib.protocol import TRAINING_FID_SEED_START, VERSION
+from paperlib.rundir import NonFiniteError, RunFolder
 
 
 @dataclass
@@ -33,6 +34,10 @@ class Job:
     curve_num: int = 2000       # samples of each FID recorded during training
     ledger: str = ""            # the ledger folder, and the run's record in it (paperlib.ledger): a run whose
     record: str = ""            # record exists is not trained again, and a finished run writes its record
+    eval_start: int = 0         # first per-sample seed of the final evaluation, and of the FIDs during training
+    curve_start: int = TRAINING_FID_SEED_START
+    protocol: str = VERSION     # the protocol version its record is made under
+    may_diverge: bool = False   # a sweep's run: NaN/inf training is recorded as diverged, not an error
 
     def config(self) -> dict:
         from paperlib.presets import preset_config
@@ -45,7 +50,7 @@ class Job:
 
         if not self.record:
             return None
-        record = matching_record(self.ledger, self.record, self.config(), self.eval_num)
+        record = matching_record(self.ledger, self.record, self.config(), self.eval_num, self.eval_start)
         return None if record is None else result_of(record, self.run_dir)
 
 
@@ -62,25 +67,34 @@ def run_job(job: Job) -> dict:
     and sample count is not evaluated again; either way a job with a record name leaves its record written."""
     from paperlib.curves import load_curve
     from paperlib.experiments import cached_result, train_and_evaluate
-    from paperlib.ledger import run_record, write_record
+    from paperlib.ledger import diverged_record, result_of, run_record, write_record
     from paperlib.metrics import DigitsExtractor, digits_reference
 
     recorded = job.recorded()
     if recorded is not None:
         return recorded
-    result = cached_result(job.preset, job.run_dir, job.eval_num, **job.overrides)
+    result = cached_result(job.preset, job.run_dir, job.eval_num, job.eval_start, **job.overrides)
     if result is None:
         if "ref" not in _WORKER:
             _WORKER["extractor"] = DigitsExtractor()
             _WORKER["ref"] = digits_reference(_WORKER["extractor"])
-        result = train_and_evaluate(job.preset, job.run_dir, _WORKER["extractor"], _WORKER["ref"],
-                                    eval_num=job.eval_num, fid_every_kimg=job.fid_every_kimg, curve_num=job.curve_num,
-                                    **job.overrides)
+        try:
+            result = train_and_evaluate(job.preset, job.run_dir, _WORKER["extractor"], _WORKER["ref"],
+                                        eval_num=job.eval_num, fid_every_kimg=job.fid_every_kimg,
+                                        curve_num=job.curve_num, eval_start=job.eval_start,
+                                        curve_start=job.curve_start, **job.overrides)
+        except NonFiniteError as exc:
+            if not (job.may_diverge and job.record):
+                raise
+            record = diverged_record(job.record, job.config(), job.preset, job.eval_num, job.eval_start, str(exc),
+                                     RunFolder(job.run_dir), job.protocol)
+            write_record(job.ledger, record)
+            return result_of(record, job.run_dir)
     if job.record:
         curve = result.get("curve")
         if curve is None and job.fid_every_kimg and RunFolder(job.run_dir).log.exists():  # a result.json of old
             curve = dict(load_curve(job.run_dir), num=job.curve_num)
-        record = run_record(job.record, result, curve)
+        record = run_record(job.record, result, curve, protocol=job.protocol)
         write_record(job.ledger, record)
         result = dict(result, record=job.record, protocol=record["protocol"])
     return result
@@ -115,8 +129,9 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
     todo = [i for i, r in enumerate(results) if r is None]
 
     def report(i: int) -> None:
-        r, line = results[i], f"{jobs[i].label}: {results[i]['kimg']:g} kimg, FID {results[i]['fid']:.2f} (held-out "
-        line += f"{r['fid_test']:.2f}), "
+        r = results[i]
+        line = (f"{jobs[i].label}: {r['kimg']:g} kimg, FID {r['fid']:.2f} (held-out {r['fid_test']:.2f}), "
+                if r.get("fid") is not None else f"{jobs[i].label}: diverged at {r['kimg']:g} kimg, ")
         if r.get("from_ledger"):
             log(f"[recorded] {line}from its ledger record")
             return

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paperlib import evidence_plan
 from paperlib.analysis import verdict
 from paperlib.io import atomic_write_bytes, save_figure
 from paperlib.protocol import (
@@ -297,6 +298,7 @@ def write_report(results: str | os.PathLike = "results", figures: str | os.PathL
         if long_budget:
             sections["long"] = long_budget
         sections["protocol"] = protocol_markdown()
+        sections["evidence-protocol"] = evidence_plan.markdown()
         siblings = [doc for doc in (Path(readme).with_name(n) for n in ("RESULTS.md", "PROTOCOL.md")) if doc.exists()]
         for doc in (Path(readme), *siblings):
             text = doc.read_text()

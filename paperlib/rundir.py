@@ -35,6 +35,10 @@ class RunError(ValueError):
     """A run folder cannot be used as asked; the message names the folder or file and what to do."""
 
 
+class NonFiniteError(RunError):
+    """Training stopped because its gradients stayed NaN/inf (a diverged run: a sweep records it as such)."""
+
+
 def say(message: str) -> None:
     print(f"[paperlib] {message}", flush=True)
 

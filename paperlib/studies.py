@@ -4,7 +4,8 @@ every run of the named studies in one pool (what the ledger already holds is not
 resume), then writes the summary of each study whose runs are all done. ``./run_all.sh`` calls it.
 
 Studies: ``table`` (each dataset's FID table), ``sweep`` (the learning-rate sweeps), ``ablation`` (the freeze
-ablation) and ``long`` (the table's GDD and GDD-I runs at the paper's number of passes).
+ablation) and ``long`` (the table's GDD and GDD-I runs at the paper's number of passes), all of the first protocol;
+``rates`` (the evidence protocol's rate sweeps, :mod:`paperlib.evidence_runs`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Callable
 
 from paperlib.curves import average_curves, plot_training_curves
 from paperlib.evidence import ablation_jobs, freeze_ablation, mini_sweep, sweep_jobs
+from paperlib.evidence_runs import rate_jobs, rates_summary
 from paperlib.io import atomic_write_bytes
 from paperlib.ledger import ledger_dir, machine, read_record
 from paperlib.pool import Job, default_workers, run_jobs
@@ -130,6 +132,10 @@ STUDIES = {
                                  for d in o.datasets]),
     "long": Study(f"the unconditional table's GDD and GDD-I runs at {LONG_KIMG} kimg, the paper's number of passes",
                   long_jobs, long_summary),
+    "rates": Study("the evidence protocol's rate sweeps: every table method on one grid of rates, 2 pilot seeds, "
+                   "choosing GDD's and GDD-I's common rate and each method's own",
+                   lambda o: rate_jobs(o.datasets, o.runs, o.results, o.device),
+                   lambda o: rates_summary(o.datasets, o.runs, o.results, o.device)),
 }
 
 

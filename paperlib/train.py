@@ -37,6 +37,7 @@ from paperlib.io import atomic_write_bytes, resolve_device
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_loss
 from paperlib.precond import build_network
 from paperlib.rundir import (
+    NonFiniteError,
     RunError,
     RunFolder,
     append_log,
@@ -589,7 +590,7 @@ class NonFiniteWatch:
         if int(self.worst) >= limit:
             kept = (f"the last snapshot taken before the non-finite steps began is {last_good}" if last_good
                     else "no snapshot was taken before the non-finite steps began")
-            raise RunError(f"stopped at {kimg:g} kimg: {limit} iterations in a row had NaN/inf gradients (is the "
+            raise NonFiniteError(f"stopped at {kimg:g} kimg: {limit} iterations in a row had NaN/inf gradients (is the "
                            f"learning rate too high?); {kept}")
         if warn and not self.warned and int(self.last) > 0:
             self.warned = True

@@ -1,0 +1,100 @@
+"""The runs of the evidence protocol (``paperlib.protocol``, evidence section) and the choices made from them.
+
+``rates``: every method of a table (GDD, GDD-I, instance distillation, the small-D ablation) at every rate of
+:data:`~paperlib.protocol.RATE_GRID`, :data:`~paperlib.protocol.PILOT_SEEDS`, :data:`~paperlib.protocol.PILOT_KIMG`;
+from their records, :func:`choose_rates` picks the one rate GDD and GDD-I share in the tables and each method's own
+best, on the training-split FID alone. Records go to ``results/ledger/evidence/<dataset>/...``, made under
+:data:`~paperlib.protocol.EVIDENCE_VERSION`; each run is scored on its own latents (:func:`~paperlib.protocol.eval_latents`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from paperlib.io import atomic_write_bytes
+from paperlib.ledger import ledger_dir
+from paperlib.pool import Job, run_jobs
+from paperlib.protocol import (
+    EVIDENCE_NUM,
+    EVIDENCE_VERSION,
+    INSTANCE_BANK,
+    PILOT_KIMG,
+    PILOT_SEEDS,
+    RATE_GRID,
+    TABLE_ROWS,
+    eval_latents,
+)
+
+METHOD_LABELS = {method: label for method, label, _ in TABLE_ROWS}
+
+
+def evidence_job(dataset: str, method: str, lr: float, seed: int, kimg: float, name: str, runs: str = "runs",
+                 results: str = "results", device: str = "auto") -> Job:
+    """One run of the evidence protocol: ``dataset``'s ``method`` preset at rate ``lr``, training seed ``seed`` and
+    ``kimg``, in ``runs/<name>``, recorded as ``name``, scored on :func:`~paperlib.protocol.eval_latents` of its
+    seed (the instance baseline with its bank of :data:`~paperlib.protocol.INSTANCE_BANK` teacher solutions)."""
+    overrides = dict(lr=lr, seed=seed, total_kimg=kimg, device=device,
+                     **(dict(instance_bank=INSTANCE_BANK) if method == "instance" else {}))
+    return Job(f"{dataset} {METHOD_LABELS[method]} lr {lr:g} seed {seed}, {kimg:g} kimg", f"{dataset}-{method}",
+               str(Path(runs) / name), overrides, eval_num=EVIDENCE_NUM, ledger=str(ledger_dir(results)),
+               record=name, eval_start=eval_latents(seed).start, protocol=EVIDENCE_VERSION, may_diverge=True)
+
+
+def rate_name(dataset: str, method: str, lr: float, seed: int) -> str:
+    return f"evidence/{dataset}/rates/{method}-lr{lr:g}/seed{seed}"
+
+
+def rate_jobs(datasets, runs: str = "runs", results: str = "results", device: str = "auto") -> list[Job]:
+    """Every pilot run of the rate sweeps of ``datasets``: GDD and GDD-I first (they decide the common rate), then
+    the small-D ablation and instance distillation, the seeds of one rate side by side."""
+    order = ("gdd", "gddi", "gddi-smalld", "instance")
+    return [evidence_job(d, m, lr, s, PILOT_KIMG, rate_name(d, m, lr, s), runs, results, device)
+            for d in datasets for m in order for lr in RATE_GRID for s in PILOT_SEEDS]
+
+
+def _score(result: dict | None) -> float:
+    """A pilot's log training-split FID; +inf when it diverged or its FID is not finite."""
+    fid = None if result is None else result.get("fid")
+    return math.log(fid) if fid is not None and math.isfinite(fid) and fid > 0 else math.inf
+
+
+def choose_rates(pilots: dict[tuple[str, float], list[dict]]) -> dict:
+    """The rates of one dataset's table from its pilots (``(method, lr)`` -> per-seed results): each method's score
+    per rate (mean over seeds of log training-split FID, +inf if any pilot diverged), its ``own`` best rate, and
+    the ``common`` rate minimising the mean of GDD's and GDD-I's scores (ties: the lower rate)."""
+    scores: dict[str, dict[float, float]] = {}
+    for (method, lr), results in pilots.items():
+        scores.setdefault(method, {})[lr] = float(np.mean([_score(r) for r in results]))
+    own = {m: min(sorted(s), key=lambda lr: s[lr]) for m, s in scores.items()}
+    both = {lr: (scores["gdd"][lr] + scores["gddi"][lr]) / 2 for lr in sorted(scores["gdd"])}
+    common = min(sorted(both), key=lambda lr: both[lr])
+    if not math.isfinite(both[common]):
+        raise ValueError("every rate of the grid has a diverged GDD or GDD-I pilot: no common rate")
+    return dict(common=common, own=own, scores={m: {f"{lr:g}": v for lr, v in s.items()} for m, s in scores.items()})
+
+
+def rates_summary(datasets, runs: str = "runs", results: str = "results", device: str = "auto") -> dict:
+    """Choose each dataset's rates from its recorded pilots (:func:`rate_jobs`, all finished) and write them, with
+    every pilot's values, to ``results/evidence/<dataset>/rates.json``. Returns {dataset: choice}."""
+    jobs = rate_jobs(datasets, runs, results, device)
+    done = run_jobs(jobs)  # every pilot is recorded by now: read back, nothing trained
+    chosen = {}
+    for dataset in datasets:
+        pilots: dict[tuple[str, float], list[dict]] = {}
+        rows = []
+        for job, result in zip(jobs, done):
+            if job.preset.startswith(f"{dataset}-") and job.record.startswith(f"evidence/{dataset}/"):
+                method = job.preset.removeprefix(f"{dataset}-")
+                pilots.setdefault((method, job.overrides["lr"]), []).append(result)
+                rows.append(dict(method=method, lr=job.overrides["lr"], seed=job.overrides["seed"],
+                                 record=job.record, fid=result.get("fid"), fid_test=result.get("fid_test"),
+                                 diverged=result.get("diverged")))
+        choice = dict(choose_rates(pilots), dataset=dataset, kimg=PILOT_KIMG, seeds=list(PILOT_SEEDS),
+                      protocol=EVIDENCE_VERSION, pilots=rows)
+        atomic_write_bytes(Path(results) / "evidence" / dataset / "rates.json", json.dumps(choice, indent=1).encode())
+        chosen[dataset] = choice
+    return chosen

@@ -1,0 +1,104 @@
+"""The evidence protocol: its tests (non-inferiority, superiority, Holm, power), its latents (no two runs or teacher
+ranges share one), its rate choice, the near-copy share, and its runs' records (own latents, own protocol
+version, a diverged pilot recorded as diverged)."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from paperlib import evidence_plan, protocol
+from paperlib.evidence_runs import choose_rates, rate_jobs
+from paperlib.hypothesis import holm, one_sided_test, power, seeds_needed
+from paperlib.ledger import LedgerError, matching_record, read_record
+from paperlib.metrics import near_copy_share
+from paperlib.pool import Job, run_job
+
+
+def test_one_sided_welch_test_agrees_with_scipy_for_superiority_and_non_inferiority():
+    a, b = [1.0, 2.2, 2.9, 1.4], [2.0, 3.1, 4.2]
+    for bound in (0.0, 0.5):
+        mine = one_sided_test(a, b, bound)
+        theirs = scipy_stats.ttest_ind(np.subtract(a, bound), b, equal_var=False, alternative="less")
+        assert mine["p"] == pytest.approx(theirs.pvalue, rel=1e-10)
+        assert (mine["high"] < bound) == (mine["p"] < 0.05)  # the 90% interval's end is the 5% one-sided test
+    with pytest.raises(ValueError, match="2 values per group"):
+        one_sided_test([1.0], b)
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+
+
+def test_power_follows_the_normal_limit_and_seeds_needed_is_the_first_count_that_reaches_it():
+    normal = scipy_stats.norm.cdf(0.5 / math.sqrt(2 / 400) - scipy_stats.norm.ppf(0.95))
+    assert power(1.0, 400, 1.0, 400, 0.5) == pytest.approx(normal, abs=2e-3)
+    n = seeds_needed(0.5, 0.3, 0.4)
+    assert power(0.5, n, 0.3, n, 0.4) >= 0.8 > power(0.5, n - 1, 0.3, n - 1, 0.4)
+    assert seeds_needed(0.5, 0.3, 0.4, n_b=40) < n  # a larger fixed reference group needs fewer seeds of a
+
+
+def test_no_two_runs_or_teacher_ranges_share_a_latent():
+    seeds = set(protocol.TABLE_SEEDS) | set(protocol.PILOT_SEEDS) | set(protocol.ABLATION_SEEDS_V2)
+    spans = [protocol.eval_latents(s) for s in seeds]
+    spans += [range(protocol.curve_latent_start(s), protocol.curve_latent_start(s) + protocol.CURVE_NUM) for s in seeds]
+    spans += [protocol.teacher_latents(k) for k in range(protocol.TEACHER_RANGES)]
+    for x, y in itertools.combinations(spans, 2):
+        assert x.stop <= y.start or y.stop <= x.start, (x, y)
+
+
+def test_rates_are_chosen_on_training_fid_with_diverged_pilots_out_and_ties_to_the_lower_rate():
+    def runs(*fids):
+        return [dict(fid=f) if f is not None else dict(diverged="NaN") for f in fids]
+    pilots = {("gdd", 1e-4): runs(4.0, 4.0), ("gdd", 1e-3): runs(2.0, None), ("gdd", 3e-4): runs(3.0, 3.0),
+              ("gddi", 1e-4): runs(5.0, 5.0), ("gddi", 1e-3): runs(1.0, 1.0), ("gddi", 3e-4): runs(3.0, 3.0)}
+    choice = choose_rates(pilots)
+    assert choice["own"] == {"gdd": 3e-4, "gddi": 1e-3} and choice["common"] == 3e-4  # 1e-3 has a diverged GDD
+    assert choice["scores"]["gdd"]["0.001"] == math.inf
+    tied = {k: runs(2.0, 2.0) for k in pilots}
+    assert choose_rates(tied)["common"] == 1e-4
+
+
+def test_the_near_copy_share_sees_a_minority_of_copies():
+    rng = np.random.default_rng(0)
+    train, held_out, fresh = (rng.normal(size=(n, 8)) for n in (500, 400, 2000))
+    assert near_copy_share(fresh, train, held_out) == pytest.approx(0.05, abs=0.02)
+    some_copies = np.concatenate([fresh[:1800], train[:200]])  # 10% copies: the mean distance barely moves
+    assert near_copy_share(some_copies, train, held_out) == pytest.approx(0.15, abs=0.03)
+
+
+def test_the_protocol_plans_seeds_within_its_bounds_and_renders_its_version():
+    for dataset in protocol.MINI_DATASETS:
+        seeds = evidence_plan.row_seeds(dataset)
+        assert set(seeds) == {m for m, _, _ in protocol.TABLE_ROWS}
+        assert all(protocol.MIN_SEEDS <= n <= protocol.MAX_SEEDS for n in seeds.values())
+    text = evidence_plan.markdown()
+    assert protocol.EVIDENCE_VERSION in text and "core-hours" in text
+    jobs = rate_jobs(protocol.MINI_DATASETS)
+    assert len({j.record for j in jobs}) == len(jobs) == 2 * 4 * len(protocol.RATE_GRID) * len(protocol.PILOT_SEEDS)
+    assert all(j.protocol == protocol.EVIDENCE_VERSION and j.eval_start == protocol.eval_latents(j.overrides["seed"]).start
+               for j in jobs)
+    assert {j.overrides["instance_bank"] for j in jobs if j.preset.endswith("-instance")} == {protocol.INSTANCE_BANK}
+
+
+def test_a_run_records_its_own_latents_and_protocol_and_a_diverged_run_is_recorded_as_such(tmp_path, smoke_teacher):
+    ledger = tmp_path / "ledger"
+    job = Job("smoke", "smoke-gdd", str(tmp_path / "run"), dict(teacher=smoke_teacher), eval_num=100,
+              ledger=str(ledger), record="e/run", eval_start=5000, protocol="evidence-v", may_diverge=True)
+    result = run_job(job)
+    record = read_record(ledger, "e/run")
+    assert record["evaluation"]["latents"] == [5000, 5099] and record["protocol"] == "evidence-v"
+    assert 0 <= record["evaluation"]["copy_share"] <= 1 and result["fid"] == record["evaluation"]["fid"]
+    with pytest.raises(LedgerError, match=r"evaluation seeds: \[5000, 5099\] -> \[0, 99\]"):
+        matching_record(ledger, "e/run", job.config(), 100, 0)
+
+    diverging = Job("smoke", "smoke-gdd", str(tmp_path / "diverges"), dict(teacher=smoke_teacher, lr=1e12,
+                    max_nonfinite_steps=2), eval_num=100, ledger=str(ledger), record="e/diverges", may_diverge=True)
+    result = run_job(diverging)
+    assert result["diverged"].startswith("stopped at") and result.get("fid") is None
+    assert json.loads((ledger / "e" / "diverges.json").read_text())["diverged"] == result["diverged"]
+    assert run_job(diverging)["diverged"] == result["diverged"]  # read back from its record, not trained again
