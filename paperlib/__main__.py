@@ -2,10 +2,12 @@
 
 Verbs: ``train`` (a preset, any key overridable), ``sample`` (PNGs + .npz from any checkpoint), ``fid`` (FID, KID,
 precision/recall of a checkpoint against a reference), ``run`` (mini-scale studies: tables, sweeps, the freeze
-ablation, the long budget; :mod:`paperlib.studies`), ``table`` (one dataset's FID table at any scale, the paper's
-included), ``featnet`` (retrain the digits feature net), ``backbones`` (retrain the mini projected discriminator's
-feature networks), ``convert`` (EDM/GDD pickle -> paperlib format), ``convert-cifar10`` (CIFAR-10 python archive ->
-EDM dataset zip).
+ablation, the long budget, the layer study, the evidence protocol's rate sweeps; :mod:`paperlib.studies`),
+``check`` (retrain a sample of the ledger's runs), ``table`` (one dataset's FID table at any scale, the paper's
+included), ``notebook`` (run a notebook with checked parameters), ``strip-notebook`` (a notebook without outputs,
+stdin to stdout: the git filter ``./run_all.sh lab`` sets up), ``featnet`` (retrain the digits feature net),
+``backbones`` (retrain the mini projected discriminator's feature networks), ``convert`` (EDM/GDD pickle ->
+paperlib format), ``convert-cifar10`` (CIFAR-10 python archive -> EDM dataset zip).
 """
 
 from __future__ import annotations
@@ -328,6 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", default="figures")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("notebook", help="run notebooks/NAME.ipynb into OUT with name=value parameters, each name and "
+                       "value checked against the notebook's parameters before a kernel starts")
+    p.add_argument("name", help="fid_table, layer_activation, training_curves or tables")
+    p.add_argument("out", help="the executed notebook to write")
+    p.add_argument("parameters", nargs="*", help="name=value, the value read as YAML (methods=[gdd, gddi], train=true)")
+    p.set_defaults(func=cmd_notebook)
+
+    p = sub.add_parser("strip-notebook", help="a notebook without outputs, stdin to stdout (git's clean filter for "
+                       "notebooks/, set up by ./run_all.sh lab)")
+    p.set_defaults(func=cmd_strip_notebook)
+
     p = sub.add_parser("check", help="mini scale: retrain a stated sample of the ledger's runs from scratch and compare "
                        "them with their records (bit for bit on the same kind of CPU, else within 3 seed sds)")
     p.add_argument("--records", default="", help="comma-separated record names (default: one run per method of the "
@@ -383,6 +396,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_notebook(args: argparse.Namespace) -> None:
+    import papermill as pm
+
+    from paperlib.notebook_runner import parse_assignments, run_notebook
+
+    try:
+        run_notebook(args.name, args.out, parse_assignments(args.parameters))
+    except pm.PapermillExecutionError as exc:  # the notebook's own error, in one line
+        raise NotebookFailed(f"{args.name}.ipynb stopped in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+                             f"(the executed notebook is {args.out})") from None
+
+
+class NotebookFailed(Exception):
+    """A notebook raised: its error, one line."""
+
+
+def cmd_strip_notebook(args: argparse.Namespace) -> None:
+    from paperlib.notebook_runner import strip_outputs
+
+    sys.stdout.write(strip_outputs(sys.stdin.read()))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args, extra = build_parser().parse_known_args(argv)
@@ -398,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. an output folder that is a file, a full disk: one line naming the path
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except NotebookFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130

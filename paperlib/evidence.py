@@ -114,6 +114,8 @@ def plot_freeze_ablation(ablation: dict, path: str | Path) -> Path:
     and the mean ± sd as a bar (log y: a level that diverges sits orders of magnitude above the rest)."""
     import matplotlib.pyplot as plt
 
+    from paperlib.curves import log_axis
+
     levels = ablation["levels"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     x = np.arange(len(levels))
@@ -126,7 +128,7 @@ def plot_freeze_ablation(ablation: dict, path: str | Path) -> Path:
             ax.scatter(np.full(len(runs), xi + dx + 0.06), runs, s=10, color=color, alpha=0.5, zorder=3)
     names = [textwrap.fill(lv["policy"].replace("-", " "), 13) for lv in levels]  # wrapped: the ticks stay apart
     ax.set_xticks(x, [f"{n}\n{100 * lv['frozen_fraction']:.1f}% frozen" for n, lv in zip(names, levels)], fontsize=8)
-    ax.set_yscale("log")
+    log_axis(ax)
     ax.set_ylabel("FID (digits feature space, log scale)")
     ax.set_title(f"Freeze ablation, {ablation['dataset']} mini: {ablation['kimg']:g} kimg, lr {ablation['lr']:g}, "
                  f"{len(ablation['seeds'])} seeds per policy (dots: each seed), {ablation['num']:,} samples", fontsize=9)

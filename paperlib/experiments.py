@@ -32,25 +32,46 @@ from paperlib.rundir import RunFolder, config_changes
 from paperlib.train import train
 
 
+def held_out_digits(dataset: str, conditional: bool) -> tuple | None:
+    """The held-out split of a digits training set ('digits-R:train') as the discriminator's view takes it: images
+    [N, 1, R, R] in [-1, 1] and one-hot labels [N, 10] (None when unconditional); None for any other dataset."""
+    import torch
+
+    from paperlib.data import digits_dataset, uint8_to_float
+
+    name, _, split = dataset.partition(":")
+    if not name.startswith("digits") or split != "train":
+        return None
+    test = digits_dataset("test", int(name.split("-")[1]) if "-" in name else 8)
+    labels = torch.stack([test.onehot(i) for i in range(len(test))]) if conditional else None
+    return uint8_to_float(test.images), labels
+
+
 def fid_callback(extractor: Callable, ref: Reference, num: int = 500, progress: RunFolder | None = None,
-                 seed_start: int = TRAINING_FID_SEED_START) -> Callable:
+                 seed_start: int = TRAINING_FID_SEED_START, held_out: tuple | None = None) -> Callable:
     """A training callback that records FID (and precision/recall) of the EMA generator against training images.
 
     The FID samples use the per-sample seeds from ``seed_start`` on (by default
     :data:`~paperlib.protocol.TRAINING_FID_SEED_START`), apart from the final evaluation's; its metrics are logged
     as ``eval_<key>`` for each of :data:`~paperlib.protocol.EVAL_KEYS`. With ``progress`` (the run's folder), the
     images of :data:`~paperlib.protocol.PROGRESS_SEEDS` are also saved in its
-    progress files (uint8 [32, C, H, W]).
+    progress files (uint8 [32, C, H, W]). With ``held_out`` (images [N, C, R, R] in [-1, 1], one-hot labels or
+    None) and a GAN objective, the discriminator's view of them and of fresh fakes is logged too (``d_logit_real``,
+    ``d_accuracy_fake``, ...: :meth:`paperlib.train.GDDObjective.discriminator_view`).
     """
-    def callback(kimg: float, ema) -> dict:
+    def callback(kimg: float, ema, objective=None) -> dict:
         device = next(ema.parameters()).device  # the training device
         result = evaluate_network(ema, extractor, ref, num=num, seed_offset=seed_start, device=device, progress=False)
+        view = {}
+        if held_out is not None and hasattr(objective, "discriminator_view"):
+            view = objective.discriminator_view(held_out[0].to(device), None if held_out[1] is None
+                                                else held_out[1].to(device), seed=seed_start + round(kimg * 1000))
         if progress is not None:
             images, _ = generate_uint8(ema, PROGRESS_SEEDS, device=device, progress=False)
             buf = io.BytesIO()
             np.savez(buf, images=images, kimg=kimg)
             atomic_write_bytes(progress.progress_file(round(kimg * 1000)), buf.getvalue())
-        return {f"eval_{k}": v for k, v in result.items() if k in EVAL_KEYS}
+        return {f"eval_{k}": v for k, v in result.items() if k in EVAL_KEYS} | view
     return callback
 
 
@@ -61,7 +82,7 @@ def snapshot_fid_callback(ref: str, features: str = "inception", feature_weights
     ``eval_fid`` and ``eval_num`` in metrics.jsonl, so the best snapshot can be found after (or during) the run."""
     state: dict = {}
 
-    def callback(kimg: float, ema) -> dict:
+    def callback(kimg: float, ema, objective=None) -> dict:
         device = next(ema.parameters()).device
         if "extractor" not in state:  # built on first use, on the training device
             state["extractor"] = build_extractor(features, feature_weights, device)
@@ -107,16 +128,17 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
     on ``eval_num`` samples (per-sample seeds ``eval_start ..``) on the training device.
 
     With ``fid_every_kimg``, FID during training (``curve_num`` samples, against the training and held-out splits)
-    goes into the run's ``metrics.jsonl`` and sample grids of fixed seeds into ``run_dir/progress/`` (see
-    :func:`fid_callback`). Returns the config overrides, seed, learning rate, training summary, training wall time
+    goes into the run's ``metrics.jsonl``, with the discriminator's view of the held-out digits beside it (GAN runs
+    on digits), and sample grids of fixed seeds into ``run_dir/progress/`` (see :func:`fid_callback`). Returns the
+    config overrides, seed, learning rate, training summary, training wall time
     (summed over resumed parts, evaluations excluded), the sample count ``num`` and first seed ``eval_start``, the
     metrics and, with ``fid_every_kimg``, the ``curve`` of FID during training (:func:`paperlib.curves.load_curve`,
     plus its ``num`` and first seed ``start``; its FIDs use per-sample seeds ``curve_start ..``).
     """
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
     folder = RunFolder(run_dir)
-    callback = (fid_callback(extractor, ref, num=curve_num, progress=folder, seed_start=curve_start)
-                if fid_every_kimg else None)
+    callback = (fid_callback(extractor, ref, num=curve_num, progress=folder, seed_start=curve_start,
+                             held_out=held_out_digits(cfg.dataset, cfg.conditional)) if fid_every_kimg else None)
     summary = train(cfg, resume=resume, callback=callback, callback_kimg=fid_every_kimg, progress=False)
     device = resolve_device(cfg.device)
     net = load_network(folder.network).to(device)

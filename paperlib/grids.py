@@ -24,9 +24,11 @@ def tile(images: np.ndarray, nrow: int, gap: int = 0, gap_value: int = 128) -> n
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title: str | None = None,
-              pixels_per_inch: float = 16, row_labels: list[str] | None = None) -> Path:
+              pixels_per_inch: float = 16, row_labels: list[str] | None = None,
+              cell_labels: list[str] | None = None) -> Path:
     """Draw uint8 images [N, C, H, W] as a grid and save it as PNG, with ``row_labels`` (one per row of the grid)
-    at the left when given; returns the path."""
+    at the left and ``cell_labels`` (one per image, e.g. the class asked for) at each cell's top left when given;
+    returns the path."""
     import matplotlib.pyplot as plt
 
     picture = tile(images, nrow, gap=1)
@@ -42,18 +44,41 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title:
         ax.tick_params(left=False)
     else:
         ax.set_yticks([])
+    for i, label in enumerate(cell_labels or []):
+        r, k = divmod(i, nrow)
+        ax.text(k * (images.shape[3] + 1), r * (images.shape[2] + 1), label, color="yellow", fontsize=6,
+                va="top", ha="left")
     if title:
         ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
 
 
-def nearest_neighbour_grid(generated: np.ndarray, generated_features: np.ndarray, train: np.ndarray,
-                           train_features: np.ndarray, path: str | os.PathLike, count: int = 8,
-                           title: str | None = None) -> Path:
-    """Pairs of rows: generated samples (top) and their nearest training images in feature space (bottom),
-    so that copying would show as identical pairs."""
+def nearest_neighbour_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], train: np.ndarray,
+                             train_features: np.ndarray, held_out_features: np.ndarray, path: str | os.PathLike,
+                             title: str, count: int = 8) -> Path:
+    """One panel per model (``panels``: label -> (uint8 samples [N, C, H, W], their features [N, D])): its first
+    ``count`` samples (top row) over their nearest training images in feature space (bottom row), each pair labelled
+    with its distance; the distance below which 5% of held-out digits lie to their nearest training digit is in
+    the title, so a near-copy reads as a distance below it."""
+    import matplotlib.pyplot as plt
+
     from paperlib.metrics import nearest_distances
 
-    _, index = nearest_distances(generated_features[:count], train_features)
-    rows = np.concatenate([generated[:count], train[index]])
-    return save_grid(rows, path, nrow=count, title=title or "generated (top) and nearest training image (bottom)")
+    threshold = float(np.percentile(nearest_distances(held_out_features, train_features)[0], 5))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.9 * count), 2.1 * len(panels)), squeeze=False)
+    for ax, (label, (images, features)) in zip(axes[:, 0], panels.items()):
+        distance, index = nearest_distances(features[:count], train_features)
+        picture = tile(np.concatenate([images[:count], train[index]]), count, gap=1)
+        ax.imshow(picture[:, :, 0] if picture.shape[2] == 1 else picture, cmap="gray", vmin=0, vmax=255,
+                  interpolation="nearest")
+        width = images.shape[3] + 1
+        ax.set_xticks([k * width + images.shape[3] / 2 for k in range(count)],
+                      [f"{d:.2f}" + (" *" if d < threshold else "") for d in distance], fontsize=7)
+        ax.set_yticks([images.shape[2] / 2, images.shape[2] * 1.5 + 1], ["sample", "nearest\ntraining"], fontsize=7)
+        ax.tick_params(length=0)
+        ax.set_frame_on(False)
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(f"{title}\nnumbers: feature-space distance to the nearest training digit; * below {threshold:.2f}, "
+                 f"the distance 5% of held-out digits fall under (a near-copy)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

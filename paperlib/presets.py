@@ -96,11 +96,17 @@ for _cond, _dataset in ((False, "digits"), (True, "digits-cond")):
     PRESETS[f"{_dataset}-instance"] = dict(_mini_student("instance", _cond, 0), **SMALL_D, lr=3e-4, instance_bank=4096)
 PRESETS["smoke-teacher"] = dict(_mini_teacher(False), arch=SMOKE_ARCH, batch=32, total_kimg=0.256, lr_rampup_kimg=0,
                                 snapshot_kimg=0.128, log_kimg=0.064)
-for _name, _objective, _level in (("smoke-gdd", "gdd", 0), ("smoke-gddi", "gdd", 1), ("smoke-instance", "instance", 0),
-                                  ("smoke-gddi-smalld", "gdd", 1)):
-    PRESETS[_name] = dict(_mini_student(_objective, False, _level), **dict(SMALL_D, discriminator_kwargs=dict(channels=16)),
-                          teacher=None, batch=16, total_kimg=0.32, ema_kimg=10, snapshot_kimg=0.16, log_kimg=0.08,
-                          r1_interval=4, instance_steps=2)
+# Smoke: the mini recipe on tiny networks for seconds. GDD and GDD-I use the mini projected discriminator (digits
+# backbones, 1/8 width; BatchNorm over the batch of 16; a random class embedding serves a conditional run), so the
+# smoke runs cover the discriminator of the mini recipe; the ablation row keeps the small one.
+SMOKE_PROJECTED = dict(MINI_PROJECTED, bn_group=16,
+                       discriminator_kwargs=dict(backbones="digits", width=0.125, class_embedding="random"))
+SMOKE_SMALL_D = dict(SMALL_D, discriminator_kwargs=dict(channels=16))
+for _name, _objective, _level, _d in (("smoke-gdd", "gdd", 0, SMOKE_PROJECTED), ("smoke-gddi", "gdd", 1, SMOKE_PROJECTED),
+                                      ("smoke-instance", "instance", 0, SMOKE_SMALL_D),
+                                      ("smoke-gddi-smalld", "gdd", 1, SMOKE_SMALL_D)):
+    PRESETS[_name] = dict(_mini_student(_objective, False, _level), **_d, teacher=None, batch=16, total_kimg=0.32,
+                          ema_kimg=10, snapshot_kimg=0.16, log_kimg=0.08, r1_interval=4, instance_steps=2)
 
 
 def preset_config(name: str, run_dir: str | None = None, **overrides) -> TrainConfig:

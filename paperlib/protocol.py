@@ -65,6 +65,9 @@ SCALE_DEFAULTS = {
 # --- Metrics: what a final evaluation reports per run, and what a FID during training records (as eval_<key>).
 METRICS = ("fid", "fid_test", "kid", "precision", "recall", "memorisation")
 EVAL_KEYS = ("fid", "fid_test", "precision", "recall", "memorisation")
+# The discriminator's view logged beside each FID during training (GAN runs on digits): its mean logit and accuracy
+# on the held-out digits and on as many fresh fakes.
+D_VIEW_KEYS = ("d_logit_real", "d_logit_fake", "d_accuracy_real", "d_accuracy_fake")
 METRIC_NAMES = dict(fid="training-split FID", fid_test="held-out FID", memorisation="memorisation ratio")
 
 # --- Claims each FID table decides. ``a`` and ``b`` name rows by kind (and NFE); ``b`` may be a row's scalar

@@ -195,6 +195,40 @@ def ablation_comparisons_markdown(ablation: dict) -> str:
     return "\n".join(lines)
 
 
+def evidence_markdown(results: str | os.PathLike = "results") -> str:
+    """The evidence protocol's state per dataset: how many of its runs are recorded, the rates its sweeps chose
+    (``results/evidence/<dataset>/rates.json``) and its table with every claim's verdict (``table.json``)."""
+    from paperlib.evidence_runs import rate_jobs
+    from paperlib.evidence_tables import table_jobs
+    from paperlib.ledger import ledger_dir, read_record
+    from paperlib.protocol import EVIDENCE_VERSION, MINI_DATASETS
+
+    ledger, parts = ledger_dir(results), [f"Protocol version `{EVIDENCE_VERSION}` (PROTOCOL.md)."]
+    for dataset in MINI_DATASETS:
+        base = Path(results) / "evidence" / dataset
+        pilots = rate_jobs([dataset], results=str(results))
+        done = sum(read_record(ledger, j.record) is not None for j in pilots)
+        lines = [f"**{dataset}**: rate sweeps {done} of {len(pilots)} runs recorded"]
+        if (base / "rates.json").exists():
+            rates = json.loads((base / "rates.json").read_text())
+            runs = table_jobs([dataset], results=str(results))
+            lines[0] += (f"; table {sum(read_record(ledger, j.record) is not None for j in runs)} of {len(runs)} "
+                         f"runs. Common rate of GDD and GDD-I: {rates['common']:g}; own best rates: "
+                         + ", ".join(f"{m} {lr:g}" for m, lr in rates["own"].items()) + ".")
+        else:
+            lines[0] += "; the table's rates are chosen when all are."
+        if (base / "table.json").exists():
+            table = json.loads((base / "table.json").read_text())
+            lines += ["", "| row | seeds | FID (train) | FID (held-out) | KID | precision | recall | near-copy share |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {r['row']} | {len(r['seeds'])} | {mean_sd(r, 'fid')} | {mean_sd(r, 'fid_test')} | "
+                      f"{mean_sd(r, 'kid')} | {mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} | "
+                      f"{mean_sd(r, 'copy_share', 3)} |" for r in table["rows"]]
+            lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, ...] = ("mini", "paper")) -> str:
     """The verdict of every ``<dataset>/<scale>/layer_activation.json`` (``notebooks/layer_activation.ipynb``)."""
     parts = []
@@ -229,20 +263,27 @@ def save_table_png(table: dict, path: str | os.PathLike) -> Path:
     the figure sized to its rows so no blank band surrounds it."""
     import matplotlib.pyplot as plt
 
-    decimals = dict(fid=2, fid_test=2, precision=3, recall=3, memorisation=3)
-    heads = ("", "FID (train)", "FID (held-out)", "precision", "recall", "memorisation", "runs", "kimg", "reported FID")
+    decimals = dict(fid=2, fid_test=2, kid=2, precision=3, recall=3, memorisation=3)
+    paper = table["scale"] == "paper"
+    reported = "reported FID" if paper else "paper's CIFAR-10 FID*"
+    heads = ("row", "FID (train)", "FID (held-out)", "KID", "precision", "recall", "memorisation", "runs", "kimg",
+             "frozen", reported)
     cells = [[row["row"], *(mean_sd(row, c, d) for c, d in decimals.items()), str(len(row.get("seeds") or [1])),
-              format_number(row.get("kimg"), 0), format_number(row.get("reported_fid"))] for row in table["rows"]]
-    height = 0.25 * (len(cells) + 1)
-    fig = plt.figure(figsize=(11, height + 0.35))
-    ax = fig.add_axes((0, 0, 1, height / (height + 0.35)))  # the table fills this box; the title sits above it
+              format_number(row.get("kimg"), 0),
+              f"{100 * row['frozen_fraction']:.0f}%" if row.get("frozen_fraction") is not None else "–",
+              format_number(row.get("reported_fid"))] for row in table["rows"]]
+    height, top = 0.25 * (len(cells) + 1), 0.35 if paper else 0.55
+    fig = plt.figure(figsize=(13, height + top))
+    ax = fig.add_axes((0, 0, 1, height / (height + top)))  # the table fills this box; the title sits above it
     ax.set_axis_off()
     grid = ax.table(cellText=cells, colLabels=heads, cellLoc="right", colLoc="right", bbox=(0, 0, 1, 1))
     grid.auto_set_font_size(False)
     grid.set_fontsize(8)
     grid.auto_set_column_width(list(range(len(heads))))
+    caveat = "" if paper else ("\n* the paper's CIFAR-10 numbers, shown for orientation only: an Inception FID on "
+                               "CIFAR-10, not comparable with these digits FIDs")
     fig.suptitle(f"{table['dataset']}, {table['scale']} scale: {table['eval_num']} samples per run, mean ± sd over "
-                 f"runs; features: {table['feature_net']}", fontsize=9, y=1 - 0.05 / (height + 0.35))
+                 f"runs; features: {table['feature_net']}{caveat}", fontsize=9, y=1 - 0.05 / (height + top))
     return save_figure(fig, path, dpi=130)
 
 
@@ -261,44 +302,63 @@ def update_readme(readme: str | os.PathLike, sections: dict[str, str]) -> list[s
     return list(sections)
 
 
+class ReportError(ValueError):
+    """The report cannot be written as asked (nothing to gather); nothing was written."""
+
+
+def draw_study_figures(results: str | os.PathLike, figures: str | os.PathLike) -> list[Path]:
+    """The figures of the mini studies beyond the tables, from their committed JSON: each freeze ablation and each
+    long-budget curves figure. Returns their paths."""
+    from paperlib.curves import draw_long_curves
+    from paperlib.evidence import plot_freeze_ablation
+    from paperlib.protocol import SCALE_DEFAULTS
+
+    paths = [plot_freeze_ablation(json.loads(p.read_text()), Path(figures) / f"freeze_ablation_{p.parent.parent.name}_mini.png")
+             for p in sorted(Path(results).glob("*/mini/freeze_ablation.json"))]
+    paths += [draw_long_curves(json.loads(p.read_text()), figures, SCALE_DEFAULTS["mini"]["curve_num"])
+              for p in sorted(Path(results).glob("*/mini/long*.json"))]
+    return paths
+
+
 def write_report(results: str | os.PathLike = "results", figures: str | os.PathLike = "figures",
-                 readme: str | os.PathLike | None = None, scales: tuple[str, ...] = ("mini", "paper")) -> dict:
-    """Gather the tables of ``scales``, write ``figures/tables.md`` and one PNG per table, and (when ``readme`` is
-    given) refresh the results sections of it and of RESULTS.md and PROTOCOL.md beside it, each where it has their
-    markers: one per table (``NAME`` = dataset-scale), 'sweep', 'claims', 'ablation', 'long', 'layers' and
-    'protocol'.
+                 readme: str | os.PathLike | None = None, scale: str = "mini") -> dict:
+    """Gather the tables of ``scale``, write ``figures/tables.md``, one PNG per table and (mini) the studies'
+    figures, and (when ``readme`` is given) refresh the results sections of it and of RESULTS.md and PROTOCOL.md
+    beside it, each where it has their markers: one per table (``NAME`` = dataset-scale), 'sweep', 'claims',
+    'ablation', 'long', 'layers', 'protocol' and 'evidence-protocol'. Everything is gathered before anything is
+    written: with no table of ``scale`` it raises ReportError and writes nothing.
     Returns dict(tables=..., markdown=..., pngs=[...])."""
-    tables = gather_tables(results, scales)
-    table_markdown, parts, pngs = {}, [], []  # table_markdown: also the README's per-table sections
+    tables = gather_tables(results, (scale,))
+    if not tables:
+        raise ReportError(f"no table.json of scale {scale!r} under {results}/<dataset>/{scale}/: run "
+                          f"notebooks/fid_table.ipynb with scale={scale!r} first (nothing was written)")
+    mini = scale == "mini"
+    table_markdown, parts = {}, []  # table_markdown: also the README's per-table sections
     for table in tables:
         name = f"{table['dataset']}-{table['scale']}"
         table_markdown[name] = to_markdown(table)
         parts.append(f"### {table['dataset']} ({table['scale']} scale)\n\n" + table_markdown[name])
-        png = Path(figures) / f"table_{table['dataset']}_{table['scale']}.png"  # beside table_<dataset>_<scale>.md
-        pngs.append(str(save_table_png(table, png)))
-    sweeps = sweep_markdown(Path(results) / "mini")
-    layers = layers_markdown(results, scales)
+    sweeps = sweep_markdown(Path(results) / "mini") if mini else ""
+    layers = layers_markdown(results, (scale,))
     claims_text = claims_markdown(tables)
-    long_budget = long_budget_markdown(results) if "mini" in scales else ""
+    long_budget = long_budget_markdown(results) if mini else ""
+    ablation = ablation_markdown(results) if mini else ""
     markdown = "\n\n".join(parts + ([f"### Learning-rate sweeps\n\n{sweeps}"] if sweeps else [])
                            + ["### The paper's claims at these scales\n\n" + claims_text]
+                           + ([f"### Freeze ablation\n\n{ablation}"] if ablation else [])
                            + ([f"### The paper's number of passes\n\n{long_budget}"] if long_budget else [])
                            + ([f"### Layer activation versus noise level\n\n{layers}"] if layers else []))
+    pngs = [str(save_table_png(t, Path(figures) / f"table_{t['dataset']}_{t['scale']}.png")) for t in tables]
+    if mini:
+        pngs += [str(p) for p in draw_study_figures(results, figures)]
     atomic_write_bytes(Path(figures) / "tables.md", markdown.encode())
-    if readme is not None:
-        sections = dict(table_markdown)
-        sections["claims"] = claims_text
-        if sweeps:
-            sections["sweep"] = sweeps
-        if layers:
-            sections["layers"] = layers
-        ablation = ablation_markdown(results)
-        if ablation:
-            sections["ablation"] = ablation
-        if long_budget:
-            sections["long"] = long_budget
-        sections["protocol"] = protocol_markdown()
+    if readme:
+        sections = dict(table_markdown, claims=claims_text, protocol=protocol_markdown())
         sections["evidence-protocol"] = evidence_plan.markdown()
+        sections["evidence"] = evidence_markdown(results)
+        for key, text in (("sweep", sweeps), ("layers", layers), ("ablation", ablation), ("long", long_budget)):
+            if text:
+                sections[key] = text
         siblings = [doc for doc in (Path(readme).with_name(n) for n in ("RESULTS.md", "PROTOCOL.md")) if doc.exists()]
         for doc in (Path(readme), *siblings):
             text = doc.read_text()

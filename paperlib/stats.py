@@ -21,12 +21,12 @@ RULE = ("each claim compares per-seed values by Welch's t-test; if the 95% confi
         "hold**, and if it contains 0 the verdict is **inconclusive** at this number of seeds.")
 
 
-def aggregate_runs(results: Sequence[dict], seeds: Sequence[int]) -> dict:
-    """One row from per-seed results: each metric's mean, ``<metric>_sd`` (sample sd, ddof 1) and ``<metric>_runs``
-    (per seed, in the order of ``seeds``), plus ``seeds``, ``fid_runs``-style lists and the mean of ``kimg``,
-    ``train_seconds`` and ``frozen_fraction`` where present. ``num`` is the per-run sample count."""
+def aggregate_runs(results: Sequence[dict], seeds: Sequence, metrics: Sequence[str] = METRICS) -> dict:
+    """One row from per-seed results: each of ``metrics``' mean, ``<metric>_sd`` (sample sd, ddof 1) and
+    ``<metric>_runs`` (per seed, in the order of ``seeds``), plus ``seeds``, ``fid_runs``-style lists and the mean of
+    ``kimg``, ``train_seconds`` and ``frozen_fraction`` where present. ``num`` is the per-run sample count."""
     row: dict = dict(seeds=list(seeds))
-    for key in METRICS:
+    for key in metrics:
         values = [r[key] for r in results if r.get(key) is not None]
         if len(values) == len(results):
             row[key] = float(np.mean(values))

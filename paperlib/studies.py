@@ -4,8 +4,9 @@ every run of the named studies in one pool (what the ledger already holds is not
 resume), then writes the summary of each study whose runs are all done. ``./run_all.sh`` calls it.
 
 Studies: ``table`` (each dataset's FID table), ``sweep`` (the learning-rate sweeps), ``ablation`` (the freeze
-ablation) and ``long`` (the table's GDD and GDD-I runs at the paper's number of passes), all of the first protocol;
-``rates`` (the evidence protocol's rate sweeps, :mod:`paperlib.evidence_runs`).
+ablation), ``long`` (the table's GDD and GDD-I runs at the paper's number of passes), all of the first protocol,
+``layers`` (the layer-activation study, :mod:`paperlib.layer_runs`); ``rates`` and ``evidence`` (the evidence
+protocol's rate sweeps and tables, :mod:`paperlib.evidence_runs`, :mod:`paperlib.evidence_tables`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from paperlib.curves import average_curves, plot_training_curves
+from paperlib.curves import average_curves, draw_long_curves
 from paperlib.evidence import ablation_jobs, freeze_ablation, mini_sweep, sweep_jobs
 from paperlib.evidence_runs import rate_jobs, rates_summary
+from paperlib.evidence_tables import evidence_table, table_jobs
 from paperlib.io import atomic_write_bytes
+from paperlib.layer_runs import LAYER_SIZES, compute_layer_study
 from paperlib.ledger import ledger_dir, machine, read_record
 from paperlib.pool import Job, default_workers, run_jobs
 from paperlib.protocol import MINI_DATASETS, MINI_KIMG, SCALE_DEFAULTS
 from paperlib.rundir import RunFolder
 from paperlib.stats import aggregate_runs
-from paperlib.tables import TableRequest, build_table, mini_jobs
+from paperlib.tables import TableRequest, build_table, mini_jobs, table_network_jobs
 
 LONG_KIMG = 144  # the paper's ~100 passes over the 1,437 training digits
 LONG_METHODS = {"gdd": "GDD", "gddi": "GDD-I"}
@@ -106,11 +109,7 @@ def long_summary(options: Options) -> dict:
                 feature_net=table["feature_net"], kimg=LONG_KIMG, continued_from_kimg=MINI_KIMG, rows=rows)
     atomic_write_bytes(Path(options.results) / "digits" / "mini" / f"long{LONG_KIMG}.json",
                        json.dumps(long, indent=1).encode())
-    seeds = sorted({j.overrides["seed"] for j in jobs})
-    plot_training_curves({r["row"]: r["curve"] for r in rows if r.get("curve")},
-                         Path(options.figures) / f"training_curves_digits_mini_{LONG_KIMG}kimg.png",
-                         f"digits, seeds {seeds[0]}-{seeds[-1]} trained to {LONG_KIMG} kimg (FID of "
-                         f"{SCALE_DEFAULTS['mini']['curve_num']} samples every 8 kimg; mean ± sd)")
+    draw_long_curves(long, options.figures, SCALE_DEFAULTS["mini"]["curve_num"])
     return long
 
 
@@ -132,10 +131,20 @@ STUDIES = {
                                  for d in o.datasets]),
     "long": Study(f"the unconditional table's GDD and GDD-I runs at {LONG_KIMG} kimg, the paper's number of passes",
                   long_jobs, long_summary),
+    "layers": Study("the layer-activation study on each table's teacher and seed-1 GDD and GDD-I networks (trained "
+                    "where this checkout lacks them)",
+                    lambda o: [job for r in o.requests() for job in table_network_jobs(r)],
+                    lambda o: [compute_layer_study(d, o.scale, o.results, o.figures, device=o.device, runs=o.runs,
+                                                   **LAYER_SIZES[o.scale])
+                               for d in o.datasets]),
     "rates": Study("the evidence protocol's rate sweeps: every table method on one grid of rates, 2 pilot seeds, "
                    "choosing GDD's and GDD-I's common rate and each method's own",
                    lambda o: rate_jobs(o.datasets, o.runs, o.results, o.device),
                    lambda o: rates_summary(o.datasets, o.runs, o.results, o.device)),
+    "evidence": Study("the evidence protocol's tables at 144 kimg, at the rates the sweeps chose, seeds by power, with "
+                      "every claim's verdict (needs the rates study)",
+                      lambda o: table_jobs(o.datasets, o.runs, o.results, o.device),
+                      lambda o: [evidence_table(d, o.runs, o.results, o.device) for d in o.datasets]),
 }
 
 

@@ -25,7 +25,7 @@ from paperlib.curves import average_curves, collect_progress
 from paperlib.data import digits_dataset
 from paperlib.diffusion import nfe_of
 from paperlib.experiments import cached_result
-from paperlib.grids import nearest_neighbour_grid, save_grid
+from paperlib.grids import nearest_neighbour_figure, save_grid
 from paperlib.io import ROOT, atomic_write_bytes, resolve_device
 from paperlib.ledger import (
     check_one_protocol,
@@ -122,6 +122,15 @@ def build_table(request: TableRequest) -> dict:
     return table
 
 
+def table_figures(request: TableRequest) -> list[Path]:
+    """The figures a table's run draws (those that exist): the samples of the teacher and of each student, then the
+    nearest-training-digit figure."""
+    prefix = Path(request.figures) / f"samples_{request.dataset}_{request.scale}"
+    paths = [Path(f"{prefix}_{name}.png") for name in ("teacher-nfe35", *request.table_methods)]
+    paths.append(Path(request.figures) / f"nearest_{request.dataset}_{request.scale}_gddi.png")
+    return [p for p in paths if p.exists()]
+
+
 def table_checkpoints(results: str, dataset: str, scale: str) -> tuple[str, dict[str, str]]:
     """The teacher and the trained one-step generators ('GDD', 'GDD-I') of a finished table, as paths."""
     path = Path(results) / dataset / scale / "table.json"
@@ -142,13 +151,18 @@ def table_checkpoints(results: str, dataset: str, scale: str) -> tuple[str, dict
     return _located(teacher), found
 
 
-def train_table_networks(request: TableRequest, methods: tuple[str, ...] = ("gdd", "gddi")) -> list[str]:
-    """Train the first seed's networks of ``methods`` of a smoke/mini table where this checkout lacks them (a clone
-    has the runs' ledger records, not their networks), for the studies that need the networks themselves. Their
-    records are left as they are: the evidence is the recorded run. Returns the run folders trained."""
-    jobs = [replace(job, record="", ledger="") for job in mini_jobs(request)
+def table_network_jobs(request: TableRequest, methods: tuple[str, ...] = ("gdd", "gddi")) -> list[Job]:
+    """The runs that make the first seed's networks of ``methods`` of a smoke/mini table where this checkout lacks
+    them (a clone has the runs' ledger records, not their networks), for the studies that need the networks
+    themselves; without records: the evidence is the recorded run, left as it is."""
+    return [replace(job, record="", ledger="") for job in mini_jobs(request)
             if job.preset.endswith(tuple(f"-{m}" for m in methods)) and job.overrides["seed"] == request.training_seeds[0]
             and not RunFolder(job.run_dir).network.exists()]
+
+
+def train_table_networks(request: TableRequest, methods: tuple[str, ...] = ("gdd", "gddi")) -> list[str]:
+    """Train :func:`table_network_jobs` (and the smoke teacher they start from); returns their run folders."""
+    jobs = table_network_jobs(request, methods)
     if jobs:
         train_smoke_teacher(request)
         run_jobs(jobs, workers=request.workers or default_workers(request.device))
@@ -282,6 +296,15 @@ def per_seed(row: dict, i: int) -> dict:
     return dict(shared, **{k: row[f"{k}_runs"][i] for k in METRICS})
 
 
+def _class_labels(labels) -> list[str] | None:
+    """Each conditional sample's class, to print on its cell (None for an unconditional model, labels -1)."""
+    return [str(int(c)) for c in labels] if len(labels) and labels[0] >= 0 else None
+
+
+def _class_note(labels) -> str:
+    return "; yellow: the class asked for" if _class_labels(labels) else ""
+
+
 def _mini_rows(request: TableRequest) -> list[Row]:
     dataset, scale, num = request.dataset, request.scale, request.num
     defaults = SCALE_DEFAULTS[scale]
@@ -295,6 +318,7 @@ def _mini_rows(request: TableRequest) -> list[Row]:
     device = resolve_device(request.device)
     teacher = load_network(teacher_path).to(device)
     provenance = []  # every record behind the table: one protocol version for all
+    samples = {}  # seeds 0-63 of the teacher and of the first seed's GDD and GDD-I networks, for the copy figure
     for steps in teacher_steps(8):
         row, record = teacher_row(request, teacher, teacher_path, steps, extractor, ref, device)
         provenance.append(dict(protocol=record["protocol"], record=record["name"]))
@@ -302,9 +326,11 @@ def _mini_rows(request: TableRequest) -> list[Row]:
         print(f"[paperlib] {dataset} {row['row']}: FID {row['fid']:.2f} ({num} samples x {len(row['seeds'])})",
               flush=True)
         if steps == 18:
-            images, _ = generate_uint8(teacher, range(64), num_steps=steps, device=device, progress=False)
+            images, labels = generate_uint8(teacher, range(64), num_steps=steps, device=device, progress=False)
+            samples["teacher, Heun NFE 35"] = images
             save_grid(images, fig_dir / f"samples_{dataset}_{scale}_teacher-nfe35.png", nrow=16,
-                      title=f"{dataset} teacher, Heun NFE 35")
+                      title=f"{dataset} teacher, Heun NFE 35 (seeds 0-63){_class_note(labels)}",
+                      cell_labels=_class_labels(labels))
 
     prefix = "smoke" if scale == "smoke" else dataset
     seeds = request.training_seeds
@@ -333,12 +359,17 @@ def _mini_rows(request: TableRequest) -> list[Row]:
                   flush=True)
             continue
         net = load_network(RunFolder(first).network)
-        images, _ = generate_uint8(net, range(64), progress=False)
+        images, labels = generate_uint8(net, range(64), progress=False)
         save_grid(images, fig_dir / f"samples_{dataset}_{scale}_{method}.png", nrow=16,
-                  title=f"{dataset} {label}, NFE 1 (seed {seeds[0]})")
-        if method == "gddi":
-            nearest_neighbour_grid(images, extract_features(extractor, images), digits_dataset("train").images,
-                                   ref.train, fig_dir / f"nearest_{dataset}_{scale}_gddi.png")
+                  title=f"{dataset} {label}, NFE 1 (training seed {seeds[0]}; samples of seeds 0-63)"
+                        f"{_class_note(labels)}", cell_labels=_class_labels(labels))
+        if method in ("gdd", "gddi"):
+            samples[label] = images
+    if len(samples) == 3:  # the teacher's, GDD's and GDD-I's: copies would show as near-identical pairs
+        nearest_neighbour_figure({k: (v, extract_features(extractor, v)) for k, v in samples.items()},
+                                 digits_dataset("train").images, ref.train, ref.held_out,
+                                 fig_dir / f"nearest_{dataset}_{scale}_gddi.png",
+                                 f"{dataset} ({scale}): samples beside their nearest training digits")
 
     for label, path in request.released.items():
         metrics = evaluate_features(extract_features(extractor, generate_uint8(load_network(path), range(num),

@@ -457,6 +457,30 @@ class GDDObjective(Objective):
         return out
 
 
+    @torch.no_grad()
+    def discriminator_view(self, reals: torch.Tensor, labels: torch.Tensor | None, seed: int) -> dict:
+        """What D makes of images it never trained on, without touching training: its mean logit on the held-out
+        ``reals`` [N, C, R, R] (in [-1, 1], ``labels`` one-hot [N, classes] or None) and on as many fresh fakes of
+        the current generator (noise from its own generator seeded by ``seed``), and its accuracy on each (the share
+        of logits above 0 on reals, below 0 on fakes; 0.5 is chance). The reals are cut to whole BatchNorm groups.
+        Every buffer of D (BatchNorm statistics, spectral-norm vectors) is restored afterwards and no training RNG is
+        drawn, so the run is unchanged."""
+        buffers = {name: b.clone() for name, b in self.D.model.named_buffers()}
+        usable = len(reals) // (self.cfg.bn_group or 1) * (self.cfg.bn_group or 1)  # whole BatchNorm groups only
+        reals, labels = reals[:usable], None if labels is None else labels[:usable]
+        z = torch.randn([len(reals), self.net.img_channels, self.net.img_resolution, self.net.img_resolution],
+                        generator=torch.Generator().manual_seed(seed)).to(reals.device)
+        fake = self.net.generate(z, labels)
+        view = {}
+        for name, images in (("real", reals), ("fake", fake)):
+            logits = torch.cat([l.flatten() for l in self.D(images, labels)])
+            correct = logits > 0 if name == "real" else logits < 0
+            view[f"d_logit_{name}"], view[f"d_accuracy_{name}"] = float(logits.mean()), float(correct.float().mean())
+        for name, b in self.D.model.named_buffers():
+            b.copy_(buffers[name])
+        return view
+
+
 class InstanceObjective(Objective):
     """Instance-level distillation baseline: the one-step student regresses onto the teacher's Heun solution, solved
     at every step for fresh noise, or (``instance_bank`` > 0) drawn from a fixed bank of solved pairs, as instance
@@ -612,7 +636,7 @@ def _save_network_checked(ema: torch.nn.Module, path: Path, extra: dict, kept: P
 
 def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = None, callback_kimg: float = 0.0,
           progress: bool = True) -> dict:
-    """Run (or resume) training; returns a summary dict. ``callback(kimg, ema_net) -> dict`` runs every
+    """Run (or resume) training; returns a summary dict. ``callback(kimg, ema_net, objective) -> dict`` runs every
     ``callback_kimg`` and its numbers go into the metrics log (e.g. FID against training images)."""
     # --- Check everything, take the run folder, and only then write to it.
     cfg.validate()
@@ -736,7 +760,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
             window.update(t=now, n=cur_nimg)
             if evaluate:
                 started = time.perf_counter()
-                record.update(callback(cur_nimg / 1000, ema) or {})
+                record.update(callback(cur_nimg / 1000, ema, objective) or {})
                 clock["callbacks"] += time.perf_counter() - started
                 window["t"] += time.perf_counter() - started
             append_log(metrics_path, record)

@@ -102,3 +102,60 @@ def test_a_run_records_its_own_latents_and_protocol_and_a_diverged_run_is_record
     assert result["diverged"].startswith("stopped at") and result.get("fid") is None
     assert json.loads((ledger / "e" / "diverges.json").read_text())["diverged"] == result["diverged"]
     assert run_job(diverging)["diverged"] == result["diverged"]  # read back from its record, not trained again
+
+
+def test_verdicts_follow_holm_and_say_no_more_than_the_test():
+    from paperlib.verdicts import FAILS, HOLDS, UNDECIDABLE, UNDECIDED, Side, decide, decide_family, sentence
+
+    teacher = Side([2.9, 3.0, 3.1, 2.8, 3.2])
+    clear = decide(Side([2.0, 2.1, 1.9, 2.05, 1.95], ["intel"] * 5), teacher, "noninferior", 0.3)
+    worse = decide(Side([4.0, 4.1, 3.9, 4.2, 4.0], ["intel"] * 5), teacher, "noninferior", 0.3)
+    noisy = decide(Side([2.0, 4.5, 3.0, 1.5, 3.8], ["intel"] * 5), teacher, "superior", 0.3)
+    mixed = decide(Side([2.0, 2.1], ["intel", "amd"]), Side([3.0, 3.1], ["intel", "intel"]), "superior", 0.3)
+    results = decide_family([clear, worse, noisy, mixed])
+    assert [r["verdict"] for r in results] == [HOLDS, FAILS, UNDECIDED, UNDECIDABLE]
+    assert results[0]["p_adjusted"] == pytest.approx(min(1, 3 * clear["p"]))  # the smallest of 3 decidable tests
+    assert "power" in sentence("X", results[2]) and "**holds**" in sentence("X", results[0])
+    assert not any(word in sentence("X", r) for r in results for word in ("matches", "near", "strongest", "equivalent"))
+
+
+def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path):
+    from paperlib.evidence_tables import TEACHER_STEPS, evidence_table, table_jobs
+    from paperlib.ledger import teacher_identity, write_record
+
+    results = tmp_path / "results"
+    (results / "evidence" / "digits").mkdir(parents=True)
+    rates = dict(common=1e-3, own={"gdd": 1e-3, "gddi": 3e-4, "instance": 3e-4, "gddi-smalld": 3e-3})
+    (results / "evidence" / "digits" / "rates.json").write_text(json.dumps(rates))
+    jobs = table_jobs(["digits"], results=str(results))
+    assert [j.overrides["seed"] for j in jobs] == sorted(j.overrides["seed"] for j in jobs)  # seed by seed
+    assert {j.preset for j in jobs if j.overrides["lr"] == 3e-4 and j.preset.endswith("gddi")} == {"digits-gddi"}
+    rng = np.random.default_rng(0)
+    level = {"digits-gdd": 3.0, "digits-gddi": 2.0, "digits-instance": 9.0, "digits-gddi-smalld": 4.0}
+    for job in jobs:
+        fid = level[job.preset] + 0.2 * rng.standard_normal()
+        write_record(results / "ledger", dict(
+            ledger=1, name=job.record, protocol=protocol.EVIDENCE_VERSION, machine=dict(cpu="x", cpu_capability="y"),
+            evaluation=dict(fid=fid, fid_test=fid + 3, kid=0.1, precision=0.8, recall=0.8, memorisation=1.0,
+                            copy_share=0.05 + 0.005 * rng.standard_normal())))
+    teacher = protocol.MINI_TEACHERS[False]
+    for row, steps in TEACHER_STEPS.items():
+        for k in range(protocol.TEACHER_RANGES):
+            span = protocol.teacher_latents(k)
+            fid = (900.0 if row == "teacher1" else 2.5) + 0.2 * rng.standard_normal()
+            write_record(results / "ledger", dict(
+                ledger=1, name=f"evidence/digits/{row}/range{k}", protocol=protocol.EVIDENCE_VERSION,
+                teacher=teacher_identity(teacher),
+                steps=steps, ranges=[dict(latents=[span.start, span.stop - 1], fid=fid, fid_test=fid + 3, kid=0.1,
+                                          precision=0.8, recall=0.9, memorisation=1.0, copy_share=0.05)]))
+    table = evidence_table("digits", results=str(results))
+    verdicts = {c["key"]: c["verdict"] for c in table["claims"]}
+    assert verdicts["one-step"] == "holds" and verdicts["gan-vs-instance"] == "holds"
+    assert verdicts["gdd-teacher"] == "does not hold"  # 3.0 against 2.5 + 0.29
+    assert all(c["p_adjusted"] >= c["p"] for c in table["claims"])
+    assert [r["row"] for r in table["rows"]][-1] == "GDD-I at its own best rate (NFE 1), lr 0.0003, secondary"
+    assert json.loads((results / "evidence" / "digits" / "table.json").read_text())["protocol"] == protocol.EVIDENCE_VERSION
+    from paperlib.report import evidence_markdown
+
+    text = evidence_markdown(results)
+    assert "**digits**: rate sweeps 0 of 32 runs recorded; table 42 of 42 runs" in text and "**holds**" in text

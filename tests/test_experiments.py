@@ -4,12 +4,16 @@ import json
 import time
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from paperlib.__main__ import main
 from paperlib.checkpoints import load_network
 from paperlib.experiments import best_snapshot, cached_result, teacher_nfe_curve, train_and_evaluate
 from paperlib.metrics import DigitsExtractor, digits_reference
 from paperlib.pool import Job, run_job, run_jobs
+from paperlib.presets import preset_config
+from paperlib.train import train
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,13 @@ def test_train_and_evaluate_records_fid_during_training(tmp_path, smoke_teacher,
     # a finished run is resumed, not retrained: no iteration ran, so its log and network were not written again
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == log
     assert (tmp_path / "run" / "network.safetensors").stat().st_mtime_ns == written
+    # the discriminator's view is logged beside each FID and leaves the run exactly as it was without it
+    scored = [line for line in lines if "eval_fid" in line]
+    assert all(0 <= line[k] <= 1 for line in scored for k in ("d_accuracy_real", "d_accuracy_fake"))
+    assert set(result["curve"]) >= {"d_logit_real", "d_logit_fake"} and len(result["curve"]["d_logit_real"]) == 2
+    train(preset_config("smoke-gddi", run_dir=str(tmp_path / "plain"), teacher=smoke_teacher), progress=False)
+    plain, viewed = (load_file(str(tmp_path / d / "network.safetensors")) for d in ("plain", "run"))
+    assert plain.keys() == viewed.keys() and all(torch.equal(plain[k], viewed[k]) for k in plain)
 
 
 def test_teacher_curve(smoke_teacher, ref):

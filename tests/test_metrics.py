@@ -155,14 +155,16 @@ def test_bad_inputs(tmp_path, extractor):
 
 
 def test_grids(tmp_path, extractor):
-    from paperlib.grids import nearest_neighbour_grid, save_grid, tile
+    from paperlib.grids import nearest_neighbour_figure, save_grid, tile
 
     train = digits_dataset("train").images
     assert tile(train[:10], nrow=4).shape == (24, 32, 1)
     assert save_grid(train[:16], tmp_path / "g.png", nrow=8).stat().st_size > 0
     feats = extract_features(extractor, train[:50])
-    nearest_neighbour_grid(train[:8], feats[:8], train[:50], feats, tmp_path / "nn.png")
-    assert Image.open(tmp_path / "nn.png").size[0] > 0
+    assert save_grid(train[:16], tmp_path / "c.png", nrow=8, cell_labels=[str(i % 10) for i in range(16)]).exists()
+    copies = {"copies": (train[:8], feats[:8]), "others": (train[40:48], feats[40:48] + 1.0)}
+    nearest_neighbour_figure(copies, train[:30], feats[:30], feats[30:], tmp_path / "nn.png", "test", count=8)
+    assert Image.open(tmp_path / "nn.png").size[0] >= 600
 
 
 def test_fid_command_on_a_tiny_generator(tmp_path, capsys):

@@ -1,0 +1,170 @@
+"""The evidence protocol's tables (``paperlib.protocol``, evidence section): each dataset's rows trained at
+:data:`~paperlib.protocol.EVIDENCE_KIMG` at the rates its sweeps chose (:mod:`paperlib.evidence_runs`), the
+teacher's NFE-1 and NFE-35 rows over :data:`~paperlib.protocol.TEACHER_RANGES` disjoint latent ranges, and the
+verdict of every claim of its family (:mod:`paperlib.verdicts`), assembled from the ledger's records alone.
+
+Runs are listed seed by seed (every row's seed 1, then seed 2, ...), so that a study stopped at any point leaves
+whole seeds, each made on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from paperlib.evidence_plan import row_seeds
+from paperlib.evidence_runs import evidence_job
+from paperlib.io import atomic_write_bytes, resolve_device
+from paperlib.ledger import LedgerError, check_one_protocol, ledger_dir, read_record, teacher_identity, teacher_record
+from paperlib.pool import Job
+from paperlib.protocol import (
+    COPY_MARGIN,
+    CURVE_EVERY_KIMG,
+    CURVE_NUM,
+    EVIDENCE_CLAIMS,
+    EVIDENCE_KIMG,
+    EVIDENCE_METRICS,
+    EVIDENCE_NUM,
+    EVIDENCE_VERSION,
+    FID_MARGIN,
+    MIN_SEEDS,
+    MINI_TEACHERS,
+    SECONDARY_ROWS,
+    TABLE_ROWS,
+    TABLE_SEEDS,
+    TEACHER_RANGES,
+    curve_latent_start,
+    teacher_latents,
+)
+from paperlib.stats import aggregate_runs
+from paperlib.verdicts import Side, decide, decide_family, sentence
+
+TEACHER_STEPS = {"teacher1": 1, "teacher35": 18}  # Heun steps of the teacher rows (NFE = 2 steps - 1)
+
+
+def chosen_rates(dataset: str, results: str = "results") -> dict:
+    """The rates :func:`paperlib.evidence_runs.rates_summary` chose for ``dataset`` (its ``rates.json``)."""
+    path = Path(results) / "evidence" / dataset / "rates.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the {dataset} table's rates are chosen by its sweeps first: "
+                                f"python -m paperlib run rates --datasets {dataset}")
+    return json.loads(path.read_text())
+
+
+def table_rows(dataset: str, rates: dict) -> list[dict]:
+    """The trained rows of ``dataset``'s table: dict(method, label, lr, seeds, secondary), the secondary ones (a
+    method at its own best rate) only where that rate is not the common one."""
+    seeds = row_seeds(dataset)
+    rows = [dict(method=m, label=label, lr=rates["common"] if how == "common" else rates["own"][m],
+                 seeds=list(TABLE_SEEDS[:seeds[m]]), secondary=False) for m, label, how in TABLE_ROWS]
+    rows += [dict(method=m, label=label, lr=rates["own"][m], seeds=list(TABLE_SEEDS[:MIN_SEEDS]), secondary=True)
+             for m, label in SECONDARY_ROWS if rates["own"][m] != rates["common"]]
+    return rows
+
+
+def run_name(dataset: str, method: str, lr: float, seed: int) -> str:
+    return f"evidence/{dataset}/table/{method}-lr{lr:g}/seed{seed}"
+
+
+def table_jobs(datasets, runs: str = "runs", results: str = "results", device: str = "auto") -> list[Job]:
+    """Every training run of the tables of ``datasets``, seed by seed, with FID curves and the discriminator's
+    view; a run two rows share (a secondary row at the common rate) is listed once."""
+    jobs, seen = [], set()
+    rows = {d: table_rows(d, chosen_rates(d, results)) for d in datasets}
+    for seed in TABLE_SEEDS:
+        for dataset in datasets:
+            for row in rows[dataset]:
+                name = run_name(dataset, row["method"], row["lr"], seed)
+                if seed in row["seeds"] and name not in seen:
+                    seen.add(name)
+                    job = evidence_job(dataset, row["method"], row["lr"], seed, EVIDENCE_KIMG, name, runs, results,
+                                       device)
+                    job.fid_every_kimg, job.curve_num, job.curve_start = CURVE_EVERY_KIMG, CURVE_NUM, curve_latent_start(seed)
+                    jobs.append(job)
+    return jobs
+
+
+def teacher_ranges(dataset: str, row: str, results: str = "results", device: str = "auto", log=print) -> list[dict]:
+    """The teacher's ``row`` ('teacher1' or 'teacher35') of ``dataset`` over :data:`TEACHER_RANGES` disjoint
+    latent ranges of :data:`EVIDENCE_NUM` samples, one ledger record per range (sampled where it is missing, so
+    an interrupted evaluation goes on where it stopped). Returns the records, in range order."""
+    from paperlib.checkpoints import load_network
+    from paperlib.metrics import DigitsExtractor, digits_reference, evaluate_network
+
+    teacher_path, ledger = MINI_TEACHERS[dataset == "digits-cond"], ledger_dir(results)
+    records, state = [], {}
+    for k in range(TEACHER_RANGES):
+        name, latents = f"evidence/{dataset}/{row}/range{k}", teacher_latents(k)
+        record = read_record(ledger, name)
+        if record is not None and (record["teacher"], record["steps"], record["ranges"][0]["latents"]) != (
+                teacher_identity(teacher_path), TEACHER_STEPS[row], [latents.start, latents.stop - 1]):
+            raise LedgerError(f"{name} holds another teacher evaluation; delete it to evaluate again")
+        if record is None:
+            if not state:
+                device_ = resolve_device(device)
+                state.update(net=load_network(teacher_path).to(device_), extractor=DigitsExtractor(), device=device_)
+                state["ref"] = digits_reference(state["extractor"])
+            started = time.perf_counter()
+            metrics = evaluate_network(state["net"], state["extractor"], state["ref"], num=EVIDENCE_NUM,
+                                       num_steps=TEACHER_STEPS[row], seed_offset=latents.start, device=state["device"],
+                                       progress=False)
+            record = dict(teacher_record(name, teacher_path, TEACHER_STEPS[row],
+                                         [dict(latents=[latents.start, latents.stop - 1], **metrics)],
+                                         time.perf_counter() - started), protocol=EVIDENCE_VERSION)
+            atomic_write_bytes(ledger / f"{name}.json", (json.dumps(record, indent=1) + "\n").encode())
+            log(f"{dataset} {row} range {k}: FID {metrics['fid']:.3f} ({record['sample_seconds']:.0f} s)")
+        records.append(record)
+    return records
+
+
+def _kind(record: dict) -> str | None:
+    machine = record.get("machine") or {}
+    return f"{machine.get('cpu')} / {machine.get('cpu_capability')}" if machine else None
+
+
+def evidence_table(dataset: str, runs: str = "runs", results: str = "results", device: str = "auto") -> dict:
+    """``dataset``'s table and verdicts from the ledger (its teacher ranges sampled where missing; every training
+    run must be recorded): rows with mean ± sd and per-seed values of every metric, each claim's test, Holm's
+    correction over the family and its verdict sentence. Written to ``results/evidence/<dataset>/table.json``."""
+    ledger, rates = ledger_dir(results), chosen_rates(dataset, results)
+    sides, rows, records = {}, [], []
+    for row in ("teacher1", "teacher35"):
+        found = teacher_ranges(dataset, row, results, device)
+        records += found
+        evaluations = [r["ranges"][0] for r in found]
+        rows.append(dict(row=f"teacher, Heun NFE {2 * TEACHER_STEPS[row] - 1}", kind=row,
+                         **aggregate_runs(evaluations, [f"{e['latents'][0]}.." for e in evaluations], EVIDENCE_METRICS)))
+        sides[row] = (evaluations, [None] * len(found))
+    for row in table_rows(dataset, rates):
+        found = [read_record(ledger, run_name(dataset, row["method"], row["lr"], s)) for s in row["seeds"]]
+        missing = [s for s, r in zip(row["seeds"], found) if r is None]
+        if missing:
+            raise LedgerError(f"the {dataset} evidence table lacks the records of {row['label']} at lr {row['lr']:g}, "
+                              f"seeds {missing}: python -m paperlib run evidence --datasets {dataset}")
+        records += found
+        evaluations = [dict(r["evaluation"], diverged=r.get("diverged")) for r in found]
+        rows.append(dict(row=f"{row['label']} (NFE 1), lr {row['lr']:g}" + (", secondary" if row["secondary"] else ""),
+                         kind=row["method"], lr=row["lr"], secondary=row["secondary"], kimg=EVIDENCE_KIMG,
+                         diverged=[s for s, e in zip(row["seeds"], evaluations) if e["diverged"]],
+                         machines=sorted({_kind(r) for r in found}),
+                         **aggregate_runs(evaluations, row["seeds"], EVIDENCE_METRICS)))
+        if not row["secondary"]:
+            sides[row["method"]] = (evaluations, [_kind(r) for r in found])
+    check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records],
+                       f"the {dataset} evidence table")
+    tests, diverged = [], []
+    for claim in EVIDENCE_CLAIMS:
+        (a, kinds_a), (b, kinds_b) = sides[claim["a"]], sides[claim["b"]]
+        diverged.append(any(e.get("diverged") for e in a + b))
+        values = lambda evs: [e.get(claim["metric"]) if e.get(claim["metric"]) is not None else float("nan")
+                              for e in evs]  # noqa: E731
+        margin = COPY_MARGIN if claim["metric"] == "copy_share" else FID_MARGIN[dataset]
+        tests.append(decide(Side(values(a), kinds_a), Side(values(b), kinds_b), claim["test"], margin))
+    verdicts = decide_family([dict(t, undecidable="a run of it diverged") if d else t for t, d in zip(tests, diverged)])
+    claims = [dict(key=c["key"], claim=c["claim"], test=c["test"], metric=c["metric"], **v,
+                   sentence=sentence(c["claim"], v)) for c, v in zip(EVIDENCE_CLAIMS, verdicts)]
+    table = dict(dataset=dataset, protocol=EVIDENCE_VERSION, kimg=EVIDENCE_KIMG, eval_num=EVIDENCE_NUM, rates=rates,
+                 rows=rows, claims=claims)
+    atomic_write_bytes(Path(results) / "evidence" / dataset / "table.json", json.dumps(table, indent=1, default=float).encode())
+    return table

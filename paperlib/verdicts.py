@@ -1,0 +1,84 @@
+"""Verdicts of the evidence protocol (``paperlib.protocol``, evidence section) from per-seed values: each claim's
+one-sided test, Holm's correction over its family, the verdict, the power of an undecided one, and the machine rule
+(a comparison is decided only when every CPU kind on one side also has runs on the other). The sentences printed
+come from the verdicts alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from paperlib.hypothesis import holm, machine_effect, one_sided_test, power
+from paperlib.protocol import ALPHA
+
+HOLDS, FAILS, UNDECIDED, UNDECIDABLE = "holds", "does not hold", "not decided", "not decidable"
+
+
+@dataclass
+class Side:
+    """One side of a comparison: per-seed values and, per value, the CPU kind that made it (None: exempt from the
+    machine rule, as the teacher's sampled ranges)."""
+
+    values: list[float]
+    kinds: list[str | None] = field(default_factory=list)
+
+
+def machines_balanced(a: Side, b: Side) -> bool:
+    """Whether every CPU kind on one side has runs on the other (sides without kinds are exempt)."""
+    kinds_a, kinds_b = {k for k in a.kinds if k}, {k for k in b.kinds if k}
+    return not kinds_a or not kinds_b or kinds_a == kinds_b
+
+
+def decide(a: Side, b: Side, test: str, margin: float, alpha: float = ALPHA) -> dict:
+    """One claim, before correction: 'superior' tests mean(a) - mean(b) < 0, 'noninferior' tests it < ``margin``
+    (lower is better). Returns the test (:func:`paperlib.hypothesis.one_sided_test`) with ``bound``, ``n_a``,
+    ``n_b``, ``power`` (at the observed spreads, the truth ``margin`` inside the bound) and ``machines`` (the
+    machine effect where two kinds give 2+ seeds to both sides, else None)."""
+    if test not in ("superior", "noninferior"):
+        raise ValueError(f"test must be 'superior' or 'noninferior', got {test!r}")
+    bound = 0.0 if test == "superior" else margin
+    values_a, values_b = np.asarray(a.values, float), np.asarray(b.values, float)
+    result = one_sided_test(values_a, values_b, bound, alpha)
+    result.update(bound=bound, n_a=len(values_a), n_b=len(values_b), balanced=machines_balanced(a, b),
+                  power=power(float(values_a.std(ddof=1)), len(values_a), float(values_b.std(ddof=1)), len(values_b),
+                              margin, alpha))
+    diffs: dict[str, list[float]] = {}
+    for value, kind in zip(values_a, a.kinds):
+        if kind:
+            diffs.setdefault(kind, []).append(float(value - values_b.mean()))
+    result["machines"] = machine_effect(diffs) if b.kinds and all(b.kinds) else None
+    return result
+
+
+def decide_family(tests: list[dict], alpha: float = ALPHA) -> list[dict]:
+    """Holm's correction over one family (each item as :func:`decide` returns it) and each verdict: **holds** when
+    the adjusted p is below ``alpha``, **does not hold** when the 95% interval lies wholly above the bound,
+    otherwise **not decided** (with its power). A comparison that cannot be decided (its ``undecidable`` reason, or
+    machines unbalanced) gets no verdict and takes no part in the correction."""
+    reasons = [t.get("undecidable") or (None if t["balanced"] else "one side has runs from a kind of CPU the other "
+                                        "lacks") for t in tests]
+    decidable = [i for i, reason in enumerate(reasons) if reason is None]
+    adjusted = holm([tests[i]["p"] for i in decidable])
+    out = [dict(t, p_adjusted=math.nan, verdict=UNDECIDABLE, undecidable=reason) for t, reason in zip(tests, reasons)]
+    for i, p_adj in zip(decidable, adjusted):
+        t = tests[i]
+        verdict = HOLDS if p_adj < alpha else FAILS if t["low95"] > t["bound"] else UNDECIDED
+        out[i].update(p_adjusted=p_adj, verdict=verdict)
+    return out
+
+
+def sentence(claim: str, result: dict) -> str:
+    """The verdict in words, with its numbers: the claim as the protocol words it, then only what the test says."""
+    numbers = (f"difference {result['diff']:+.3g}, 90% interval [{result['low']:+.3g}, {result['high']:+.3g}] against "
+               f"the bound {result['bound']:+.3g}; p {result['p']:.3g}, Holm-adjusted {result['p_adjusted']:.3g}; "
+               f"{result['n_a']} vs {result['n_b']} seeds")
+    if result["verdict"] == HOLDS:
+        return f"{claim}: **holds** ({numbers})."
+    if result["verdict"] == FAILS:
+        return f"{claim}: **does not hold** ({numbers})."
+    if result["verdict"] == UNDECIDABLE:
+        return f"{claim}: **not decidable**: {result['undecidable']}."
+    return f"{claim}: **not decided** at these seeds ({numbers}; power {result['power']:.0%})."
