@@ -1,12 +1,13 @@
-"""Showing figures in a notebook so that a batch run's log names them: an image whose plain-text form is its path
-(papermill logs a display's text form, which for IPython's Image is an object's address)."""
+"""Showing figures and markdown in a notebook so that a batch run's log reads them: an image whose plain-text form
+is its path, and markdown whose plain-text form is itself (papermill logs a display's text form, which for
+IPython's Image and Markdown is an object's address)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 
 
 class Figure(Image):
@@ -21,3 +22,15 @@ def show(*paths: str | os.PathLike) -> None:
     for path in paths:
         if Path(path).exists():
             display(Figure(filename=str(path)))
+
+
+class Text(Markdown):
+    """Markdown, shown rendered in a notebook and as itself in text."""
+
+    def __repr__(self) -> str:
+        return self.data
+
+
+def show_markdown(text: str) -> None:
+    """Display ``text`` as markdown (the log of a batch run gets the text itself)."""
+    display(Text(text))

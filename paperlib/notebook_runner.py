@@ -60,8 +60,11 @@ def run_notebook(name: str, out: str | Path, parameters: dict, log_output: bool 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
+    # The kernel does not capture its child processes' output (the training pool's workers): they print to this
+    # terminal once, where a captured copy would repeat every line in the log.
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=parameters, kernel_name="python3",
-                        cwd=str(ROOT), progress_bar=False, log_output=log_output)
+                        cwd=str(ROOT), progress_bar=False, log_output=log_output,
+                        extra_arguments=["--IPKernelApp.capture_fd_output=False"])
 
 
 def strip_outputs(text: str) -> str:
