@@ -46,8 +46,8 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, title:
         ax.set_yticks([])
     for i, label in enumerate(cell_labels or []):
         r, k = divmod(i, nrow)
-        ax.text(k * (images.shape[3] + 1), r * (images.shape[2] + 1), label, color="yellow", fontsize=6,
-                va="top", ha="left")
+        ax.text(k * (images.shape[3] + 1) - 0.5, r * (images.shape[2] + 1) - 0.5, label, color="yellow", fontsize=6,
+                va="top", ha="left", bbox=dict(facecolor="black", edgecolor="none", pad=0.3))
     if title:
         ax.set_title(title, fontsize=9)
     return save_figure(fig, path)

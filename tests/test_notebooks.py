@@ -14,7 +14,10 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def run(name, cwd, out_dir=None, **parameters):
-    """Execute a notebook with ``parameters`` from ``cwd``, its executed copy in ``out_dir`` (default ``cwd``)."""
+    """Execute a notebook with ``parameters`` from ``cwd``, its executed copy in ``out_dir`` (default ``cwd``), after
+    checking the parameter names against the notebook's parameters cell (papermill alone would only warn)."""
+    declared = pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    assert set(parameters) <= set(declared), f"{name}.ipynb has no parameter {set(parameters) - set(declared)}"
     return pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str((out_dir or cwd) / f"{name}.out.ipynb"),
                                parameters=parameters, kernel_name="python3", progress_bar=False, cwd=str(cwd))
 
