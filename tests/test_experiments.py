@@ -145,7 +145,7 @@ def test_run_command_rebuilds_a_study_from_the_ledger_without_training(tmp_path,
     assert main(["run", "long", "--runs", str(tmp_path / "runs"), "--results", str(results), "--figures",
                  str(tmp_path / "figures"), "--workers", "1"]) == 0
     assert "study long: written" in capsys.readouterr().out
-    rows = lambda path: [{k: v for k, v in r.items() if k not in ("run_dirs", "checkpoint")}
+    rows = lambda path: [{k: v for k, v in r.items() if k not in ("run_dirs", "checkpoint", "copy_share")}
                          for r in json.loads(path.read_text())["rows"]]
     assert rows(results / "digits" / "mini" / "long144.json") == rows(ROOT / "results/digits/mini/long144.json")
     assert (tmp_path / "figures" / "training_curves_digits_mini_144kimg.png").stat().st_size > 0
