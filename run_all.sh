@@ -64,9 +64,9 @@ case "$scale" in
     python -m paperlib run sweep --datasets digits,digits-cond --kimg 16 ;;
   mini-check)
     python -m paperlib check ;;
-  mini-evidence)  # the rate sweeps first: the tables' rates are chosen from them
-    python -m paperlib run rates --datasets digits,digits-cond "${params[@]}"
-    python -m paperlib run evidence --datasets digits,digits-cond "${params[@]}" ;;
+  mini-evidence)  # the rate sweeps first: the tables' and the freeze ablation's rates are chosen from them
+    python -m paperlib run rates,freeze-rates --datasets digits,digits-cond "${params[@]}"
+    python -m paperlib run evidence,freeze-evidence --datasets digits,digits-cond "${params[@]}" ;;
   mini-ablation|mini-long)
     python -m paperlib run "${scale#mini-}"
     notebook tables "mini" ;;

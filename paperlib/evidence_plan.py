@@ -5,11 +5,11 @@ as PROTOCOL.md prints it. Nothing here trains or reads a run.
 
 from __future__ import annotations
 
-from paperlib.freezing import FREEZE_POLICIES
 from paperlib.hypothesis import power, seeds_needed
 from paperlib.protocol import (
     ABLATION_CLAIMS,
     ABLATION_FIXED_RATE,
+    ABLATION_POLICIES,
     ABLATION_SEEDS_V2,
     ALPHA,
     COPY_MARGIN,
@@ -29,15 +29,17 @@ from paperlib.protocol import (
     MINI_DATASETS,
     MINUTES_PER_48_KIMG,
     PILOT_KIMG,
+    PILOT_PROTOCOL,
     PILOT_SD,
     PILOT_SEEDS,
     RATE_GRID,
+    RUN_LATENT_START,
+    RUN_LATENT_STRIDE,
     SECONDARY_ROWS,
     SHOWN_METRICS,
     TABLE_ROWS,
     TARGET_POWER,
     TEACHER35_MINUTES,
-    TEACHER_RANGE_SEED0,
     TEACHER_RANGES,
 )
 
@@ -95,9 +97,9 @@ def compute_estimate() -> dict:
         parts[f"{dataset}: table"] = dict(runs=sum(seeds.values()) + MIN_SEEDS * len(SECONDARY_ROWS),
                                           kimg=EVIDENCE_KIMG, core_hours=table / 60)
         parts[f"{dataset}: teacher ranges and instance bank"] = dict(runs=0, kimg=0, core_hours=teacher / 60)
-    others = len(FREEZE_POLICIES) - 2  # 'none' and 'gddi' are GDD's and GDD-I's pilots
+    others = len(ABLATION_POLICIES) - 2  # 'none' and 'gddi' are GDD's and GDD-I's pilots
     pilots = others * len(RATE_GRID) * len(PILOT_SEEDS)
-    finals = (len(FREEZE_POLICIES) + 2) * len(ABLATION_SEEDS_V2)
+    finals = (len(ABLATION_POLICIES) + 2) * len(ABLATION_SEEDS_V2)
     parts["digits: freeze ablation"] = dict(runs=pilots + finals, kimg=PILOT_KIMG,
                                             core_hours=(pilots + finals) * _run_minutes("gddi", PILOT_KIMG) / 60)
     total = sum(p["core_hours"] for p in parts.values()) * 1.1  # evaluations and curves: about a tenth more
@@ -107,7 +109,8 @@ def compute_estimate() -> dict:
 def markdown() -> str:
     """The evidence protocol as PROTOCOL.md prints it: its version, runs, latents, tests, claims, the seed plan with
     its power, the machine rule and the compute estimate."""
-    lines = [f"Evidence protocol version `{EVIDENCE_VERSION}` (`paperlib/protocol.py`, evidence section).", "",
+    lines = [f"Evidence protocol version `{EVIDENCE_VERSION}` (`paperlib/protocol.py`, evidence section, with its "
+             f"amendment; the rate pilots are made under the first version, `{PILOT_PROTOCOL}`).", "",
              "**Runs.** "
              f"Tables at {EVIDENCE_KIMG:g} kimg (the paper's ~100 passes over the 1,437 training digits), rows: "
              + ", ".join(f"{label} ({'the common rate' if how == 'common' else 'its own best rate'})"
@@ -121,10 +124,22 @@ def markdown() -> str:
              f"{INSTANCE_BANK:,} teacher solutions (NFE 35), as many as the images it sees. FID during training every "
              f"{CURVE_EVERY_KIMG:g} kimg on {CURVE_NUM:,} samples, with the discriminator's view beside it.",
              "",
-             f"**Latents.** Training seed s owns the per-sample seeds [s x {LATENT_BLOCK:,}, (s + 1) x "
-             f"{LATENT_BLOCK:,}): its final evaluation uses the first {EVIDENCE_NUM:,}, its FIDs during training "
-             f"start half a block in; the teacher's range k (k < {TEACHER_RANGES}, NFE 1 and 35) uses the block of "
-             f"seed {TEACHER_RANGE_SEED0} + k. No two runs or ranges of one comparison share a latent.",
+             f"**Latents** (as amended). Every table run, freeze-ablation run and teacher range owns a slot of "
+             f"{RUN_LATENT_STRIDE:,} per-sample seeds from {RUN_LATENT_START:,} (a table run by dataset, method, rate "
+             "and seed; an ablation run by policy, rate and seed; a teacher range by dataset, NFE row and range): its "
+             f"final evaluation uses the first {EVIDENCE_NUM:,}, its FIDs during training start half a slot in. The "
+             f"rate pilots keep the first version's: pilot seed s is scored on seeds [s x {LATENT_BLOCK:,}, s x "
+             f"{LATENT_BLOCK:,} + {EVIDENCE_NUM:,}). Every seed is below 2^32, so the stored ranges are the drawn "
+             "ones, and no two runs or ranges share a latent, nor any with the instance bank. Rows share their "
+             "training seeds 1..n (the same data order per seed); the unpaired test ignores that pairing.",
+             "",
+             f"**Amendment 1** (2026-12-02, before any table, teacher-range or ablation run; only rate pilots had "
+             f"run). The first version, `{PILOT_PROTOCOL}`, scored a table's rows on their training seed's "
+             "block, so GDD's seed s and GDD-I's seed s (and the teacher's NFE-1 and NFE-35 range k) shared latents "
+             "inside one comparison, and its teacher ranges' seeds lay above 2^32, where they are drawn modulo 2^32. "
+             "The amendment gives each its own slot (above), names the ablation's policies "
+             f"({', '.join(ABLATION_POLICIES)}), and makes an ablation claim with a diverged run not decidable, as in "
+             "the tables. Nothing about the rate pilots changed: their records keep the first version's hash.",
              "",
              f"**Tests.** Lower is better for every deciding metric. \"At or below\" and \"at least as good as\": "
              f"non-inferiority, H0: mean(A) - mean(B) >= margin; \"beats\": superiority, H0: mean(A) - mean(B) >= 0; "

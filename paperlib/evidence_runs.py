@@ -4,7 +4,8 @@
 :data:`~paperlib.protocol.RATE_GRID`, :data:`~paperlib.protocol.PILOT_SEEDS`, :data:`~paperlib.protocol.PILOT_KIMG`;
 from their records, :func:`choose_rates` picks the one rate GDD and GDD-I share in the tables and each method's own
 best, on the training-split FID alone. Records go to ``results/ledger/evidence/<dataset>/...``, made under
-:data:`~paperlib.protocol.EVIDENCE_VERSION`; each run is scored on its own latents (:func:`~paperlib.protocol.eval_latents`).
+:data:`~paperlib.protocol.PILOT_PROTOCOL` (the pilots' rules, unchanged by the amendment); each pilot seed is scored
+on its own latents (:func:`~paperlib.protocol.eval_latents`).
 """
 
 from __future__ import annotations
@@ -19,29 +20,37 @@ from paperlib.io import atomic_write_bytes
 from paperlib.ledger import ledger_dir
 from paperlib.pool import Job, run_jobs
 from paperlib.protocol import (
+    CURVE_NUM,
     EVIDENCE_NUM,
-    EVIDENCE_VERSION,
     INSTANCE_BANK,
     PILOT_KIMG,
+    PILOT_PROTOCOL,
     PILOT_SEEDS,
     RATE_GRID,
     TABLE_ROWS,
+    curve_latent_start,
     eval_latents,
 )
 
 METHOD_LABELS = {method: label for method, label, _ in TABLE_ROWS}
 
 
-def evidence_job(dataset: str, method: str, lr: float, seed: int, kimg: float, name: str, runs: str = "runs",
-                 results: str = "results", device: str = "auto") -> Job:
+def evidence_job(dataset: str, method: str, lr: float, seed: int, kimg: float, name: str, latents: range,
+                 protocol: str, runs: str = "runs", results: str = "results", device: str = "auto",
+                 curve_every_kimg: float = 0.0, **overrides) -> Job:
     """One run of the evidence protocol: ``dataset``'s ``method`` preset at rate ``lr``, training seed ``seed`` and
-    ``kimg``, in ``runs/<name>``, recorded as ``name``, scored on :func:`~paperlib.protocol.eval_latents` of its
-    seed (the instance baseline with its bank of :data:`~paperlib.protocol.INSTANCE_BANK` teacher solutions)."""
-    overrides = dict(lr=lr, seed=seed, total_kimg=kimg, device=device,
+    ``kimg`` (further config ``overrides``, e.g. a freezing policy), in ``runs/<name>``, recorded as ``name`` under
+    the version ``protocol``, its final evaluation on the per-sample seeds ``latents`` and, every
+    ``curve_every_kimg`` kimg, a FID of :data:`~paperlib.protocol.CURVE_NUM` samples from half a slot on
+    (:func:`~paperlib.protocol.curve_latent_start`). The instance baseline gets its bank of
+    :data:`~paperlib.protocol.INSTANCE_BANK` teacher solutions."""
+    overrides = dict(lr=lr, seed=seed, total_kimg=kimg, device=device, **overrides,
                      **(dict(instance_bank=INSTANCE_BANK) if method == "instance" else {}))
-    return Job(f"{dataset} {METHOD_LABELS[method]} lr {lr:g} seed {seed}, {kimg:g} kimg", f"{dataset}-{method}",
+    policy = f", freeze {overrides['freeze_policy']}" if overrides.get("freeze_policy") else ""
+    return Job(f"{dataset} {METHOD_LABELS[method]}{policy} lr {lr:g} seed {seed}, {kimg:g} kimg", f"{dataset}-{method}",
                str(Path(runs) / name), overrides, eval_num=EVIDENCE_NUM, ledger=str(ledger_dir(results)),
-               record=name, eval_start=eval_latents(seed).start, protocol=EVIDENCE_VERSION, may_diverge=True)
+               record=name, eval_start=latents.start, protocol=protocol, may_diverge=True,
+               fid_every_kimg=curve_every_kimg, curve_num=CURVE_NUM, curve_start=curve_latent_start(latents))
 
 
 def rate_name(dataset: str, method: str, lr: float, seed: int) -> str:
@@ -52,8 +61,8 @@ def rate_jobs(datasets, runs: str = "runs", results: str = "results", device: st
     """Every pilot run of the rate sweeps of ``datasets``: GDD and GDD-I first (they decide the common rate), then
     the small-D ablation and instance distillation, the seeds of one rate side by side."""
     order = ("gdd", "gddi", "gddi-smalld", "instance")
-    return [evidence_job(d, m, lr, s, PILOT_KIMG, rate_name(d, m, lr, s), runs, results, device)
-            for d in datasets for m in order for lr in RATE_GRID for s in PILOT_SEEDS]
+    return [evidence_job(d, m, lr, s, PILOT_KIMG, rate_name(d, m, lr, s), eval_latents(s), PILOT_PROTOCOL, runs,
+                         results, device) for d in datasets for m in order for lr in RATE_GRID for s in PILOT_SEEDS]
 
 
 def _score(result: dict | None) -> float:
@@ -62,14 +71,23 @@ def _score(result: dict | None) -> float:
     return math.log(fid) if fid is not None and math.isfinite(fid) and fid > 0 else math.inf
 
 
-def choose_rates(pilots: dict[tuple[str, float], list[dict]]) -> dict:
-    """The rates of one dataset's table from its pilots (``(method, lr)`` -> per-seed results): each method's score
-    per rate (mean over seeds of log training-split FID, +inf if any pilot diverged), its ``own`` best rate, and
-    the ``common`` rate minimising the mean of GDD's and GDD-I's scores (ties: the lower rate)."""
+def best_rates(pilots: dict[tuple[str, float], list[dict]]) -> tuple[dict, dict]:
+    """Each method's score per rate (mean over seeds of log training-split FID, +inf if any pilot diverged) and its
+    best rate (ties: the lower rate), from ``pilots``: ``(method, lr)`` -> per-seed results."""
     scores: dict[str, dict[float, float]] = {}
     for (method, lr), results in pilots.items():
         scores.setdefault(method, {})[lr] = float(np.mean([_score(r) for r in results]))
-    own = {m: min(sorted(s), key=lambda lr: s[lr]) for m, s in scores.items()}
+    for method, s in scores.items():
+        if not any(math.isfinite(v) for v in s.values()):
+            raise ValueError(f"every rate of the grid has a diverged {method} pilot: no best rate")
+    return scores, {m: min(sorted(s), key=lambda lr: s[lr]) for m, s in scores.items()}
+
+
+def choose_rates(pilots: dict[tuple[str, float], list[dict]]) -> dict:
+    """The rates of one dataset's table from its pilots (``(method, lr)`` -> per-seed results): each method's score
+    per rate and ``own`` best rate (:func:`best_rates`), and the ``common`` rate minimising the mean of GDD's and
+    GDD-I's scores (ties: the lower rate)."""
+    scores, own = best_rates(pilots)
     both = {lr: (scores["gdd"][lr] + scores["gddi"][lr]) / 2 for lr in sorted(scores["gdd"])}
     common = min(sorted(both), key=lambda lr: both[lr])
     if not math.isfinite(both[common]):
@@ -94,7 +112,7 @@ def rates_summary(datasets, runs: str = "runs", results: str = "results", device
                                  record=job.record, fid=result.get("fid"), fid_test=result.get("fid_test"),
                                  diverged=result.get("diverged")))
         choice = dict(choose_rates(pilots), dataset=dataset, kimg=PILOT_KIMG, seeds=list(PILOT_SEEDS),
-                      protocol=EVIDENCE_VERSION, pilots=rows)
+                      protocol=PILOT_PROTOCOL, pilots=rows)
         atomic_write_bytes(Path(results) / "evidence" / dataset / "rates.json", json.dumps(choice, indent=1).encode())
         chosen[dataset] = choice
     return chosen

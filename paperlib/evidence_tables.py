@@ -16,12 +16,19 @@ from pathlib import Path
 from paperlib.evidence_plan import row_seeds
 from paperlib.evidence_runs import evidence_job
 from paperlib.io import atomic_write_bytes, resolve_device
-from paperlib.ledger import LedgerError, check_one_protocol, ledger_dir, read_record, teacher_identity, teacher_record
+from paperlib.ledger import (
+    LedgerError,
+    check_one_protocol,
+    cpu_kind,
+    ledger_dir,
+    read_record,
+    teacher_identity,
+    teacher_record,
+)
 from paperlib.pool import Job
 from paperlib.protocol import (
     COPY_MARGIN,
     CURVE_EVERY_KIMG,
-    CURVE_NUM,
     EVIDENCE_CLAIMS,
     EVIDENCE_KIMG,
     EVIDENCE_METRICS,
@@ -34,11 +41,11 @@ from paperlib.protocol import (
     TABLE_ROWS,
     TABLE_SEEDS,
     TEACHER_RANGES,
-    curve_latent_start,
+    table_latents,
     teacher_latents,
 )
 from paperlib.stats import aggregate_runs
-from paperlib.verdicts import Side, decide, decide_family, sentence
+from paperlib.verdicts import decide_claims
 
 TEACHER_STEPS = {"teacher1": 1, "teacher35": 18}  # Heun steps of the teacher rows (NFE = 2 steps - 1)
 
@@ -78,10 +85,9 @@ def table_jobs(datasets, runs: str = "runs", results: str = "results", device: s
                 name = run_name(dataset, row["method"], row["lr"], seed)
                 if seed in row["seeds"] and name not in seen:
                     seen.add(name)
-                    job = evidence_job(dataset, row["method"], row["lr"], seed, EVIDENCE_KIMG, name, runs, results,
-                                       device)
-                    job.fid_every_kimg, job.curve_num, job.curve_start = CURVE_EVERY_KIMG, CURVE_NUM, curve_latent_start(seed)
-                    jobs.append(job)
+                    jobs.append(evidence_job(dataset, row["method"], row["lr"], seed, EVIDENCE_KIMG, name,
+                                             table_latents(dataset, row["method"], row["lr"], seed), EVIDENCE_VERSION,
+                                             runs, results, device, CURVE_EVERY_KIMG))
     return jobs
 
 
@@ -95,7 +101,7 @@ def teacher_ranges(dataset: str, row: str, results: str = "results", device: str
     teacher_path, ledger = MINI_TEACHERS[dataset == "digits-cond"], ledger_dir(results)
     records, state = [], {}
     for k in range(TEACHER_RANGES):
-        name, latents = f"evidence/{dataset}/{row}/range{k}", teacher_latents(k)
+        name, latents = f"evidence/{dataset}/{row}/range{k}", teacher_latents(dataset, row, k)
         record = read_record(ledger, name)
         if record is not None and (record["teacher"], record["steps"], record["ranges"][0]["latents"]) != (
                 teacher_identity(teacher_path), TEACHER_STEPS[row], [latents.start, latents.stop - 1]):
@@ -116,11 +122,6 @@ def teacher_ranges(dataset: str, row: str, results: str = "results", device: str
             log(f"{dataset} {row} range {k}: FID {metrics['fid']:.3f} ({record['sample_seconds']:.0f} s)")
         records.append(record)
     return records
-
-
-def _kind(record: dict) -> str | None:
-    machine = record.get("machine") or {}
-    return f"{machine.get('cpu')} / {machine.get('cpu_capability')}" if machine else None
 
 
 def evidence_table(dataset: str, runs: str = "runs", results: str = "results", device: str = "auto") -> dict:
@@ -147,23 +148,14 @@ def evidence_table(dataset: str, runs: str = "runs", results: str = "results", d
         rows.append(dict(row=f"{row['label']} (NFE 1), lr {row['lr']:g}" + (", secondary" if row["secondary"] else ""),
                          kind=row["method"], lr=row["lr"], secondary=row["secondary"], kimg=EVIDENCE_KIMG,
                          diverged=[s for s, e in zip(row["seeds"], evaluations) if e["diverged"]],
-                         machines=sorted({_kind(r) for r in found}),
+                         machines=sorted({cpu_kind(r) for r in found}),
                          **aggregate_runs(evaluations, row["seeds"], EVIDENCE_METRICS)))
         if not row["secondary"]:
-            sides[row["method"]] = (evaluations, [_kind(r) for r in found])
+            sides[row["method"]] = (evaluations, [cpu_kind(r) for r in found])
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records],
                        f"the {dataset} evidence table")
-    tests, diverged = [], []
-    for claim in EVIDENCE_CLAIMS:
-        (a, kinds_a), (b, kinds_b) = sides[claim["a"]], sides[claim["b"]]
-        diverged.append(any(e.get("diverged") for e in a + b))
-        values = lambda evs: [e.get(claim["metric"]) if e.get(claim["metric"]) is not None else float("nan")
-                              for e in evs]  # noqa: E731
-        margin = COPY_MARGIN if claim["metric"] == "copy_share" else FID_MARGIN[dataset]
-        tests.append(decide(Side(values(a), kinds_a), Side(values(b), kinds_b), claim["test"], margin))
-    verdicts = decide_family([dict(t, undecidable="a run of it diverged") if d else t for t, d in zip(tests, diverged)])
-    claims = [dict(key=c["key"], claim=c["claim"], test=c["test"], metric=c["metric"], **v,
-                   sentence=sentence(c["claim"], v)) for c, v in zip(EVIDENCE_CLAIMS, verdicts)]
+    claims = decide_claims(EVIDENCE_CLAIMS, sides, lambda metric: COPY_MARGIN if metric == "copy_share"
+                           else FID_MARGIN[dataset])
     table = dict(dataset=dataset, protocol=EVIDENCE_VERSION, kimg=EVIDENCE_KIMG, eval_num=EVIDENCE_NUM, rates=rates,
                  rows=rows, claims=claims)
     atomic_write_bytes(Path(results) / "evidence" / dataset / "table.json", json.dumps(table, indent=1, default=float).encode())

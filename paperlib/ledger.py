@@ -112,6 +112,12 @@ def machine() -> dict:
                 torch=torch.__version__, cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
 
 
+def cpu_kind(record: dict) -> str | None:
+    """The kind of CPU a record was made on ('model / torch capability'), or None for a record without a machine."""
+    made = record.get("machine") or {}
+    return f"{made.get('cpu')} / {made.get('cpu_capability')}" if made else None
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 

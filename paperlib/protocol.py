@@ -219,19 +219,75 @@ def _evidence_content() -> dict:
                 mini_teachers={str(k): Path(v).name for k, v in MINI_TEACHERS.items()})
 
 
-EVIDENCE_VERSION = hashlib.sha256(json.dumps(_evidence_content(), sort_keys=True).encode()).hexdigest()[:12]
+# The version the protocol was first committed under (2026-12-02 03:20 UTC). The rate sweeps (the tables' and the
+# freeze ablation's pilots) follow it unchanged, so their records carry it.
+PILOT_PROTOCOL = hashlib.sha256(json.dumps(_evidence_content(), sort_keys=True).encode()).hexdigest()[:12]
+
+# --- Amendment 1 (2026-12-02, before any table, teacher-range or ablation run; only rate pilots of the tables' GDD
+# and GDD-I had run, and nothing about the pilots changes). Under the first version a table's rows shared latents: GDD's
+# seed s and GDD-I's seed s were both scored on seed s's block, so one comparison's two sides shared their sampling
+# noise; the teacher's NFE-1 and NFE-35 range k shared theirs too; and the teacher ranges' seeds (above 2**32) were
+# drawn modulo 2**32 (paperlib.diffusion.SeedRandom), so the stored ranges were not the drawn ones. From this
+# amendment on, every table run, ablation run and teacher range owns one latent slot of RUN_LATENT_STRIDE
+# per-sample seeds from RUN_LATENT_START (all below 2**32, so stored as drawn): its final evaluation is the first
+# EVIDENCE_NUM, its FIDs during training start half a slot in. Slots: a table run by (dataset, method, rate, seed),
+# an ablation run by (policy, rate, seed), a teacher range by (dataset, NFE row, range); no two of them, and none of
+# them and a pilot (eval_latents of seeds 101, 102) or the instance bank (BANK_SEED), share a latent. Training seeds
+# stay 1..n in every row (rows share their training seeds' data order; the unpaired Welch test ignores that
+# pairing, which can only widen the interval). The freeze ablation's policies are named; a run of it that diverged
+# (non-finite loss) makes its claims not decidable, as in the tables.
+SEED_WRAP = 2 ** 32
+RUN_LATENT_START, RUN_LATENT_STRIDE = 3_000_000_000, 100_000
+ABLATION_POLICIES = ("none", "conv1", "conv0+conv1", "gddi", "gddi+skip+aux", "all-but-norm-embedding")
+ABLATION_DIVERGED = "not decidable"
+
+
+def _amendment_content() -> dict:
+    return dict(first=PILOT_PROTOCOL, seed_wrap=SEED_WRAP, run_latent_start=RUN_LATENT_START,
+                run_latent_stride=RUN_LATENT_STRIDE, ablation_policies=ABLATION_POLICIES,
+                ablation_diverged=ABLATION_DIVERGED,
+                slots=["table: dataset, method (TABLE_ROWS), rate (RATE_GRID), seed (1..MAX_SEEDS)",
+                       "ablation: policy (ABLATION_POLICIES), rate (RATE_GRID), seed (ABLATION_SEEDS_V2)",
+                       "teacher: dataset, row (teacher1, teacher35), range (0..TEACHER_RANGES-1)"])
+
+
+EVIDENCE_VERSION = hashlib.sha256(json.dumps(_amendment_content(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def eval_latents(seed: int) -> range:
-    """The per-sample seeds of training seed ``seed``'s final evaluation (EVIDENCE_NUM of its block)."""
+    """The per-sample seeds of pilot seed ``seed``'s final evaluation (EVIDENCE_NUM of its block)."""
     return range(seed * LATENT_BLOCK, seed * LATENT_BLOCK + EVIDENCE_NUM)
 
 
-def curve_latent_start(seed: int) -> int:
-    """The first per-sample seed of training seed ``seed``'s FIDs during training (half a block into its own)."""
-    return seed * LATENT_BLOCK + LATENT_BLOCK // 2
+def _slot(slot: int) -> range:
+    start = RUN_LATENT_START + slot * RUN_LATENT_STRIDE
+    return range(start, start + EVIDENCE_NUM)
 
 
-def teacher_latents(k: int) -> range:
-    """The per-sample seeds of the teacher's latent range ``k`` (0 ..)."""
-    return eval_latents(TEACHER_RANGE_SEED0 + k)
+_TABLE_SLOTS = len(MINI_DATASETS) * len(TABLE_ROWS) * len(RATE_GRID) * MAX_SEEDS
+_ABLATION_SLOTS = len(ABLATION_POLICIES) * len(RATE_GRID) * len(ABLATION_SEEDS_V2)
+
+
+def table_latents(dataset: str, method: str, lr: float, seed: int) -> range:
+    """The per-sample seeds of a table run's final evaluation: its own slot, by dataset, method, rate and seed."""
+    methods = [m for m, _, _ in TABLE_ROWS]
+    index = ((MINI_DATASETS.index(dataset) * len(methods) + methods.index(method)) * len(RATE_GRID)
+             + RATE_GRID.index(lr)) * MAX_SEEDS + TABLE_SEEDS.index(seed)
+    return _slot(index)
+
+
+def ablation_latents(policy: str, lr: float, seed: int) -> range:
+    """The per-sample seeds of a freeze-ablation run's final evaluation: its own slot, by policy, rate and seed."""
+    index = (ABLATION_POLICIES.index(policy) * len(RATE_GRID) + RATE_GRID.index(lr)) * len(ABLATION_SEEDS_V2)
+    return _slot(_TABLE_SLOTS + index + ABLATION_SEEDS_V2.index(seed))
+
+
+def teacher_latents(dataset: str, row: str, k: int) -> range:
+    """The per-sample seeds of the teacher's latent range ``k`` of ``row`` ('teacher1' or 'teacher35')."""
+    index = (MINI_DATASETS.index(dataset) * 2 + ("teacher1", "teacher35").index(row)) * TEACHER_RANGES + k
+    return _slot(_TABLE_SLOTS + _ABLATION_SLOTS + index)
+
+
+def curve_latent_start(latents: range) -> int:
+    """The first per-sample seed of a run's FIDs during training: half a slot into the slot of its evaluation."""
+    return latents.start + RUN_LATENT_STRIDE // 2

@@ -201,9 +201,9 @@ def evidence_markdown(results: str | os.PathLike = "results") -> str:
     from paperlib.evidence_runs import rate_jobs
     from paperlib.evidence_tables import table_jobs
     from paperlib.ledger import ledger_dir, read_record
-    from paperlib.protocol import EVIDENCE_VERSION, MINI_DATASETS
+    from paperlib.protocol import EVIDENCE_VERSION, MINI_DATASETS, PILOT_PROTOCOL
 
-    ledger, parts = ledger_dir(results), [f"Protocol version `{EVIDENCE_VERSION}` (PROTOCOL.md)."]
+    ledger, parts = ledger_dir(results), [f"Protocol version `{EVIDENCE_VERSION}` (PROTOCOL.md; its rate pilots: `{PILOT_PROTOCOL}`)."]
     for dataset in MINI_DATASETS:
         base = Path(results) / "evidence" / dataset
         pilots = rate_jobs([dataset], results=str(results))
@@ -226,7 +226,33 @@ def evidence_markdown(results: str | os.PathLike = "results") -> str:
                       f"{mean_sd(r, 'copy_share', 3)} |" for r in table["rows"]]
             lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
         parts.append("\n".join(lines))
+    parts.append(_ablation_markdown(results))
     return "\n\n".join(parts)
+
+
+def _ablation_markdown(results: str | os.PathLike) -> str:
+    """The freeze ablation's state: its pilots and runs recorded, each policy's best rate, its rows and verdicts."""
+    from paperlib.evidence_ablation import ablation_jobs, pilot_jobs
+    from paperlib.ledger import ledger_dir, read_record
+
+    ledger, base = ledger_dir(results), Path(results) / "evidence" / "digits"
+    pilots = [job for _, job in pilot_jobs(results=str(results))]
+    line = (f"**Freeze ablation** (digits): pilots {sum(read_record(ledger, j.record) is not None for j in pilots)} "
+            f"of {len(pilots)} runs recorded")
+    if not (base / "ablation-rates.json").exists():
+        return line + "; each policy's rate is chosen when all are."
+    runs = ablation_jobs(results=str(results))
+    best = json.loads((base / "ablation-rates.json").read_text())["best"]
+    lines = [line + f"; ablation {sum(read_record(ledger, j.record) is not None for j in runs)} of {len(runs)} runs. "
+             "Best rates: " + ", ".join(f"{p} {lr:g}" for p, lr in best.items()) + "."]
+    if (base / "ablation.json").exists():
+        table = json.loads((base / "ablation.json").read_text())
+        lines += ["", "| policy | lr | seeds | FID (train) | FID (held-out) | precision | recall |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['key']} | {r['lr']:g} | {len(r['seeds'])} | {mean_sd(r, 'fid')} | {mean_sd(r, 'fid_test')} | "
+                  f"{mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} |" for r in table["rows"]]
+        lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
+    return "\n".join(lines)
 
 
 def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, ...] = ("mini", "paper")) -> str:

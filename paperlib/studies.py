@@ -6,7 +6,8 @@ resume), then writes the summary of each study whose runs are all done. ``./run_
 Studies: ``table`` (each dataset's FID table), ``sweep`` (the learning-rate sweeps), ``ablation`` (the freeze
 ablation), ``long`` (the table's GDD and GDD-I runs at the paper's number of passes), all of the first protocol,
 ``layers`` (the layer-activation study, :mod:`paperlib.layer_runs`); ``rates`` and ``evidence`` (the evidence
-protocol's rate sweeps and tables, :mod:`paperlib.evidence_runs`, :mod:`paperlib.evidence_tables`).
+protocol's rate sweeps and tables, :mod:`paperlib.evidence_runs`, :mod:`paperlib.evidence_tables`),
+``freeze-rates`` and ``freeze-evidence`` (its freeze ablation, :mod:`paperlib.evidence_ablation`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Callable
 
 from paperlib.curves import average_curves, draw_long_curves
 from paperlib.evidence import ablation_jobs, freeze_ablation, mini_sweep, sweep_jobs
+from paperlib.evidence_ablation import ablation_jobs as freeze_jobs
+from paperlib.evidence_ablation import ablation_rates, ablation_table, pilot_jobs
 from paperlib.evidence_runs import rate_jobs, rates_summary
 from paperlib.evidence_tables import evidence_table, table_jobs
 from paperlib.io import atomic_write_bytes
@@ -145,6 +148,14 @@ STUDIES = {
                       "every claim's verdict (needs the rates study)",
                       lambda o: table_jobs(o.datasets, o.runs, o.results, o.device),
                       lambda o: [evidence_table(d, o.runs, o.results, o.device) for d in o.datasets]),
+    "freeze-rates": Study("the evidence protocol's freeze-ablation pilots (digits): every freezing policy on the grid "
+                          "of rates, 2 pilot seeds, choosing each policy's best rate",
+                          lambda o: [job for _, job in pilot_jobs(o.runs, o.results, o.device)],
+                          lambda o: ablation_rates(o.runs, o.results, o.device)),
+    "freeze-evidence": Study("the evidence protocol's freeze ablation (digits, 48 kimg, 3 seeds per policy at its "
+                             "best rate, 'none' and 'gddi' also at 1e-3) and its two verdicts (needs freeze-rates)",
+                             lambda o: freeze_jobs(o.runs, o.results, o.device),
+                             lambda o: ablation_table(o.results)),
 }
 
 

@@ -42,13 +42,28 @@ def test_power_follows_the_normal_limit_and_seeds_needed_is_the_first_count_that
     assert seeds_needed(0.5, 0.3, 0.4, n_b=40) < n  # a larger fixed reference group needs fewer seeds of a
 
 
-def test_no_two_runs_or_teacher_ranges_share_a_latent():
-    seeds = set(protocol.TABLE_SEEDS) | set(protocol.PILOT_SEEDS) | set(protocol.ABLATION_SEEDS_V2)
-    spans = [protocol.eval_latents(s) for s in seeds]
-    spans += [range(protocol.curve_latent_start(s), protocol.curve_latent_start(s) + protocol.CURVE_NUM) for s in seeds]
-    spans += [protocol.teacher_latents(k) for k in range(protocol.TEACHER_RANGES)]
-    for x, y in itertools.combinations(spans, 2):
-        assert x.stop <= y.start or y.stop <= x.start, (x, y)
+def test_no_two_runs_or_teacher_ranges_share_a_latent_and_every_seed_is_drawn_as_stored():
+    p = protocol
+    evaluations = [p.eval_latents(s) for s in p.PILOT_SEEDS]
+    evaluations += [p.table_latents(d, m, lr, s) for d in p.MINI_DATASETS for m, _, _ in p.TABLE_ROWS
+                    for lr in p.RATE_GRID for s in p.TABLE_SEEDS]
+    evaluations += [p.ablation_latents(policy, lr, s) for policy in p.ABLATION_POLICIES for lr in p.RATE_GRID
+                    for s in p.ABLATION_SEEDS_V2]
+    evaluations += [p.teacher_latents(d, row, k) for d in p.MINI_DATASETS for row in ("teacher1", "teacher35")
+                    for k in range(p.TEACHER_RANGES)]
+    spans = evaluations + [range(p.curve_latent_start(e), p.curve_latent_start(e) + p.CURVE_NUM) for e in evaluations]
+    spans.append(range(p.BANK_SEED, p.BANK_SEED + 1))  # the bank's one generator: its seed's first draw
+    assert all(span.stop <= p.SEED_WRAP for span in spans)  # SeedRandom draws seed % 2**32
+    ordered = sorted(spans, key=lambda r: r.start)
+    for x, y in itertools.pairwise(ordered):
+        assert x.stop <= y.start, (x, y)
+
+
+def test_the_freeze_ablation_names_the_policies_freezing_knows():
+    from paperlib.freezing import FREEZE_POLICIES
+
+    assert protocol.ABLATION_POLICIES == tuple(FREEZE_POLICIES)
+    assert protocol.PILOT_PROTOCOL == "351e22ca5ea3"  # the first version, committed before any run: the pilots' rules
 
 
 def test_rates_are_chosen_on_training_fid_with_diverged_pilots_out_and_ties_to_the_lower_rate():
@@ -80,7 +95,7 @@ def test_the_protocol_plans_seeds_within_its_bounds_and_renders_its_version():
     assert protocol.EVIDENCE_VERSION in text and "core-hours" in text
     jobs = rate_jobs(protocol.MINI_DATASETS)
     assert len({j.record for j in jobs}) == len(jobs) == 2 * 4 * len(protocol.RATE_GRID) * len(protocol.PILOT_SEEDS)
-    assert all(j.protocol == protocol.EVIDENCE_VERSION and j.eval_start == protocol.eval_latents(j.overrides["seed"]).start
+    assert all(j.protocol == protocol.PILOT_PROTOCOL and j.eval_start == protocol.eval_latents(j.overrides["seed"]).start
                for j in jobs)
     assert {j.overrides["instance_bank"] for j in jobs if j.preset.endswith("-instance")} == {protocol.INSTANCE_BANK}
 
@@ -141,7 +156,7 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
     teacher = protocol.MINI_TEACHERS[False]
     for row, steps in TEACHER_STEPS.items():
         for k in range(protocol.TEACHER_RANGES):
-            span = protocol.teacher_latents(k)
+            span = protocol.teacher_latents("digits", row, k)
             fid = (900.0 if row == "teacher1" else 2.5) + 0.2 * rng.standard_normal()
             write_record(results / "ledger", dict(
                 ledger=1, name=f"evidence/digits/{row}/range{k}", protocol=protocol.EVIDENCE_VERSION,
@@ -159,3 +174,48 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
 
     text = evidence_markdown(results)
     assert "**digits**: rate sweeps 0 of 32 runs recorded; table 42 of 42 runs" in text and "**holds**" in text
+    assert len({j.eval_start for j in jobs}) == len(jobs)  # every table run on latents of its own
+
+
+def _write_run_record(results, job, fid, diverged=None):
+    """A record as a finished (or diverged) run of ``job`` writes it, with the training-split FID ``fid``."""
+    from paperlib.ledger import run_record, write_record
+
+    metrics = dict(fid=fid, fid_test=fid + 3, kid=0.1, precision=0.8, recall=0.8, memorisation=1.0, copy_share=0.05)
+    result = dict(config=job.config(), preset=job.preset, seed=job.overrides["seed"], lr=job.overrides["lr"],
+                  eval_start=job.eval_start, num=job.eval_num, kimg=48, train_seconds=1.0, frozen_fraction=0.5,
+                  **({} if diverged else metrics))
+    record = dict(run_record(job.record, result, protocol=job.protocol), machine=dict(cpu="x", cpu_capability="y"))
+    write_record(results / "ledger", dict(record, diverged=diverged) if diverged else record)
+
+
+def test_the_freeze_ablation_chooses_each_policys_rate_on_its_pilots_and_decides_its_two_claims(tmp_path):
+    from paperlib.evidence_ablation import ablation_jobs, ablation_rates, ablation_table, pilot_jobs
+
+    results = tmp_path / "results"
+    pairs = pilot_jobs(results=str(results))
+    assert len(pairs) == len(protocol.ABLATION_POLICIES) * len(protocol.RATE_GRID) * len(protocol.PILOT_SEEDS)
+    assert {job.preset for policy, job in pairs if policy == "none"} == {"digits-gdd"}  # GDD's own pilots
+    assert all(job.overrides["freeze_policy"] == policy and job.protocol == protocol.PILOT_PROTOCOL
+               for policy, job in pairs if policy not in ("none", "gddi"))
+    best = {"none": 3e-4, "gddi": 1e-3}
+    for policy, job in pairs:
+        fid = 5.0 if job.overrides["lr"] == best.get(policy, 1e-4) else 8.0
+        _write_run_record(results, job, fid, diverged="stopped" if job.overrides["lr"] == 3e-3 else None)
+    chosen = ablation_rates(results=str(results))
+    assert chosen["best"] == dict.fromkeys(protocol.ABLATION_POLICIES, 1e-4) | best
+    jobs = ablation_jobs(results=str(results))
+    # every policy at its best rate plus 'none' at the fixed rate ('gddi' is at it already), 3 seeds each
+    assert len(jobs) == (len(protocol.ABLATION_POLICIES) + 1) * 3 and len({j.eval_start for j in jobs}) == len(jobs)
+    level = {("none", 1e-3): 40.0, ("none", 3e-4): 3.0, ("gddi", 1e-3): 2.0}
+    rng = np.random.default_rng(1)
+    for job in jobs:
+        policy = job.overrides.get("freeze_policy") or ("none" if job.preset == "digits-gdd" else "gddi")
+        _write_run_record(results, job, level.get((policy, job.overrides["lr"]), 4.0) + 0.1 * rng.standard_normal())
+    table = ablation_table(str(results))
+    verdicts = {c["key"]: c["verdict"] for c in table["claims"]}
+    assert verdicts == {"stabilises": "holds", "better-at-best": "holds"}
+    assert all(c["p_adjusted"] >= c["p"] for c in table["claims"])
+    from paperlib.report import evidence_markdown
+
+    assert "ablation 21 of 21 runs" in evidence_markdown(results)
