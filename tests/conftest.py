@@ -43,3 +43,20 @@ def smoke_teacher(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("teacher") / "run"
     train(preset_config("smoke-teacher", run_dir=str(run_dir)), progress=False)
     return str(run_dir / "network.safetensors")
+
+
+@pytest.fixture
+def main_here(capsys):
+    """``python -m paperlib ARGS`` run in this process (no interpreter start-up): returns (exit code, stderr). An
+    exception main() does not turn into a one-line error propagates and fails the test, as a traceback would."""
+    from paperlib.__main__ import main
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        return code, capsys.readouterr().err
+
+    return run

@@ -34,10 +34,12 @@ def smoke(run_dir, teacher, **overrides):
 
 
 def one_line_error(result, *expected):
-    """Exit code 2 and one line on stderr naming what was wrong, no traceback."""
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    line = [l for l in result.stderr.splitlines() if l.startswith("error") or ": error:" in l][-1]
+    """Exit code 2 and one line on stderr naming what was wrong, no traceback. ``result``: a finished process, or
+    (exit code, stderr) from the ``main_here`` fixture."""
+    code, stderr = result if isinstance(result, tuple) else (result.returncode, result.stderr)
+    assert code == 2, stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
+    line = [l for l in stderr.splitlines() if l.startswith("error") or ": error:" in l][-1]
     for text in expected:
         assert text in line, line
     return line
@@ -212,23 +214,24 @@ def test_non_finite_weights_are_never_saved(tmp_path, smoke_teacher):
 
 
 # 6, 6b, 7. User errors: one line, exit code 2.
-def test_command_line_errors_are_one_line(tmp_path, smoke_teacher):
+def test_command_line_errors_are_one_line(tmp_path, smoke_teacher, main_here):
     base = ["train", "--preset", "smoke-gdd", "--teacher", smoke_teacher, "--run-dir", str(tmp_path / "r")]
     one_line_error(cli(*base, "--lr", "abc"), "lr: expected a finite number > 0, got 'abc'")
-    one_line_error(cli(*base, "--dataset", "digits-x"), "dataset 'digits-x': expected digits[-8|-16]")
+    # the rest in this process: the same main(), without an interpreter start-up each
+    one_line_error(main_here(*base, "--dataset", "digits-x"), "dataset 'digits-x': expected digits[-8|-16]")
     if not torch.cuda.is_available():
-        one_line_error(cli(*base, "--device", "cuda"), "no CUDA GPU is visible")
+        one_line_error(main_here(*base, "--device", "cuda"), "no CUDA GPU is visible")
     (tmp_path / "file").write_text("x")
-    one_line_error(cli("sample", "--ckpt", smoke_teacher, "--seeds", "0-1", "--steps", "1", "--outdir",
-                       str(tmp_path / "file")), str(tmp_path / "file"), "File exists")
-    one_line_error(cli("sample", "--ckpt", smoke_teacher, "--batch", "0", "--outdir", str(tmp_path / "o")),
+    one_line_error(main_here("sample", "--ckpt", smoke_teacher, "--seeds", "0-1", "--steps", "1", "--outdir",
+                             tmp_path / "file"), str(tmp_path / "file"), "File exists")
+    one_line_error(main_here("sample", "--ckpt", smoke_teacher, "--batch", "0", "--outdir", tmp_path / "o"),
                    "argument --batch: expected an integer >= 1, got 0")
-    one_line_error(cli("fid", "--ckpt", smoke_teacher, "--ref", "digits-8", "--num", "-5"),
+    one_line_error(main_here("fid", "--ckpt", smoke_teacher, "--ref", "digits-8", "--num", "-5"),
                    "argument --num: expected an integer >= 1, got -5")
-    one_line_error(cli("sample", "--ckpt", smoke_teacher, "--device", "gpu", "--outdir", str(tmp_path / "o")),
+    one_line_error(main_here("sample", "--ckpt", smoke_teacher, "--device", "gpu", "--outdir", tmp_path / "o"),
                    "argument --device: expected cpu or cuda[:N], got 'gpu'")
     # a conditional run from an unconditional teacher
-    one_line_error(cli(*base, "--conditional", "true", "--dataset", "digits-8:train"),
+    one_line_error(main_here(*base, "--conditional", "true", "--dataset", "digits-8:train"),
                    "conditional is true but the teacher", "is unconditional")
 
 

@@ -263,11 +263,11 @@ def test_bad_configurations(tmp_path, smoke_teacher):
         train(preset_config("smoke-gdd", run_dir=str(tmp_path / "d"), teacher=smoke_teacher), progress=False)
 
 
-def test_cli_train_errors(tmp_path):
-    result = run_cli("train", "--preset", "smoke-gdd", "--bogus_key", "1", check=False)
-    assert result.returncode == 2 and "unknown config key(s) ['bogus_key']" in result.stderr
-    result = run_cli("train", "--preset", "nope", check=False)
-    assert result.returncode == 2 and "unknown preset 'nope'" in result.stderr
+def test_cli_train_errors(tmp_path, main_here):
+    code, stderr = main_here("train", "--preset", "smoke-gdd", "--bogus_key", "1")
+    assert code == 2 and "unknown config key(s) ['bogus_key']" in stderr
+    code, stderr = main_here("train", "--preset", "nope")
+    assert code == 2 and "unknown preset 'nope'" in stderr
 
 
 def test_every_preset_resolves():
