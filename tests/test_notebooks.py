@@ -3,6 +3,7 @@ finite values; bad parameters fail in the notebook's first cells with a clear me
 
 import json
 import math
+import re
 from pathlib import Path
 
 import papermill as pm
@@ -128,18 +129,22 @@ def test_training_curves_and_tables_notebooks(layer_run):
     assert {p: p.read_bytes() for p in watched if p.is_file()} == before
     assert sorted((committed / "figures").rglob("*")) == [p for p in watched if p.parent.is_relative_to(committed / "figures")]
 
-@pytest.mark.parametrize("parameters, message", [
-    (dict(dataset="mnist", scale="mini"), "parameter dataset = 'mnist': 'mnist' not allowed; allowed: digits, "),
-    (dict(dataset="cifar10", scale="mini"), "it is a paper-scale dataset"),
-    (dict(dataset="cifar10", scale="paper"), "paper scale needs teacher=PATH"),
-    (dict(dataset="digits", scale="smoke", teacher="/nonexistent/teacher.safetensors"), "teacher: no file or folder"),
-])
-def test_fid_table_bad_parameters_fail_before_training(tmp_path, parameters, message):
+def test_fid_table_bad_parameters_fail_before_training(tmp_path):
+    dirs = dict(runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
+                figures_dir=str(tmp_path / "figures"))
     with pytest.raises(pm.PapermillExecutionError) as info:
-        run("fid_table", tmp_path, runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
-            figures_dir=str(tmp_path / "figures"), **parameters)
-    assert message in str(info.value.evalue)
+        run("fid_table", tmp_path, dataset="mnist", scale="mini", **dirs)
+    assert "parameter dataset = 'mnist': 'mnist' not allowed; allowed: digits, " in str(info.value.evalue)
     assert info.value.exec_count == 3  # parameters, injected parameters, then the validation cell
+    # the validation cell is one call; the other refusals through that call, without a kernel each
+    from paperlib.notebook_params import setup
+
+    for parameters, message in [(dict(dataset="cifar10", scale="mini"), "it is a paper-scale dataset"),
+                                (dict(dataset="cifar10", scale="paper"), "paper scale needs teacher=PATH"),
+                                (dict(dataset="digits", scale="smoke", teacher="/nonexistent/teacher.safetensors"),
+                                 "teacher: no file or folder")]:
+        with pytest.raises(Exception, match=re.escape(message)):
+            setup("fid_table", dict(dirs, **parameters))
     assert not (tmp_path / "runs").exists()
 
 
