@@ -40,11 +40,12 @@ def mean_curve(run_dirs: list[str | os.PathLike]) -> dict[str, list[float]]:
 
 
 def average_curves(curves: list[dict]) -> dict[str, list[float]]:
-    """The mean over seeds of curves as :func:`load_curve` gives them (recorded at the same kimg), with
-    ``<key>_sd`` lists (sample sd; absent for one curve) and ``runs`` (how many curves)."""
+    """The mean over seeds of curves as :func:`load_curve` gives them (recorded at the same kimg; the
+    discriminator's view where every curve has it), with ``<key>_sd`` lists (sample sd; absent for one curve) and
+    ``runs`` (how many curves)."""
     length = min(len(c["kimg"]) for c in curves)
     out: dict = {"kimg": curves[0]["kimg"][:length], "runs": len(curves)}
-    for key in EVAL_KEYS:
+    for key in EVAL_KEYS + tuple(k for k in D_VIEW_KEYS if all(k in c for c in curves)):
         values = np.array([c[key][:length] for c in curves], dtype=float)
         out[key] = values.mean(axis=0).tolist()
         if len(curves) > 1:
@@ -127,6 +128,34 @@ def plot_training_curves(curves: dict[str, dict], path: str | os.PathLike, title
     fig.suptitle(title, fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, frameon=False)  # below, not over the curves
+    fig.tight_layout(rect=(0, 0.03 * -(-len(labels) // 2) + 0.01, 1, 1))
+    return save_figure(fig, path)
+
+
+def plot_discriminator_view(curves: dict[str, dict], path: str | os.PathLike, title: str, num: int) -> Path:
+    """The discriminator's view over training beside the FID curves: per row (mean over its seeds) its mean logit
+    (left) and its accuracy (right, chance 0.5) on ``num`` held-out real digits (solid) and as many fresh fakes
+    (dashed), as :data:`~paperlib.protocol.D_VIEW_KEYS` logged them; rows without them (no discriminator) are left
+    out."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (label, curve), color in zip(curves.items(), colors):
+        if "d_logit_real" not in curve:
+            continue
+        for ax, what in zip(axes, ("logit", "accuracy")):
+            for side, style in (("real", "-"), ("fake", "--")):
+                ax.plot(curve["kimg"], curve[f"d_{what}_{side}"], style, marker="o", ms=2.5, color=color,
+                        label=f"{label}, {'held-out reals' if side == 'real' else 'fresh fakes'}")
+    axes[1].axhline(0.5, color="k", ls=":", lw=1, label="chance")
+    for ax, ylabel in zip(axes, ("mean logit", "accuracy")):
+        ax.set_xlabel("training images (kimg)")
+        ax.set_ylabel(f"discriminator {ylabel} ({num:,} reals, {num:,} fakes)")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, frameon=False)
     fig.tight_layout(rect=(0, 0.03 * -(-len(labels) // 2) + 0.01, 1, 1))
     return save_figure(fig, path)
 

@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+from paperlib.curves import average_curves, plot_discriminator_view, plot_training_curves
+from paperlib.data import DIGITS_TEST_SIZE
 from paperlib.evidence_plan import row_seeds
 from paperlib.evidence_runs import evidence_job
 from paperlib.io import atomic_write_bytes, resolve_device
@@ -29,6 +31,7 @@ from paperlib.pool import Job
 from paperlib.protocol import (
     COPY_MARGIN,
     CURVE_EVERY_KIMG,
+    CURVE_NUM,
     EVIDENCE_CLAIMS,
     EVIDENCE_KIMG,
     EVIDENCE_METRICS,
@@ -124,10 +127,12 @@ def teacher_ranges(dataset: str, row: str, results: str = "results", device: str
     return records
 
 
-def evidence_table(dataset: str, runs: str = "runs", results: str = "results", device: str = "auto") -> dict:
+def evidence_table(dataset: str, runs: str = "runs", results: str = "results", device: str = "auto",
+                   figures: str = "figures") -> dict:
     """``dataset``'s table and verdicts from the ledger (its teacher ranges sampled where missing; every training
     run must be recorded): rows with mean ± sd and per-seed values of every metric, each claim's test, Holm's
-    correction over the family and its verdict sentence. Written to ``results/evidence/<dataset>/table.json``."""
+    correction over the family and its verdict sentence. Written to ``results/evidence/<dataset>/table.json``, with
+    its curves figures (:func:`draw_evidence_curves`) in ``figures``."""
     ledger, rates = ledger_dir(results), chosen_rates(dataset, results)
     sides, rows, records = {}, [], []
     for row in ("teacher1", "teacher35"):
@@ -150,6 +155,9 @@ def evidence_table(dataset: str, runs: str = "runs", results: str = "results", d
                          diverged=[s for s, e in zip(row["seeds"], evaluations) if e["diverged"]],
                          machines=sorted({cpu_kind(r) for r in found}),
                          **aggregate_runs(evaluations, row["seeds"], EVIDENCE_METRICS)))
+        curves = [r["curve"] for r in found if r.get("curve") and r["curve"].get("kimg")]
+        if curves:
+            rows[-1]["curve"] = average_curves(curves)
         if not row["secondary"]:
             sides[row["method"]] = (evaluations, [cpu_kind(r) for r in found])
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records],
@@ -159,4 +167,27 @@ def evidence_table(dataset: str, runs: str = "runs", results: str = "results", d
     table = dict(dataset=dataset, protocol=EVIDENCE_VERSION, kimg=EVIDENCE_KIMG, eval_num=EVIDENCE_NUM, rates=rates,
                  rows=rows, claims=claims)
     atomic_write_bytes(Path(results) / "evidence" / dataset / "table.json", json.dumps(table, indent=1, default=float).encode())
+    draw_evidence_curves(table, figures)
     return table
+
+
+def draw_evidence_curves(table: dict, figures: str = "figures") -> list[Path]:
+    """The curves of an evidence table (:func:`evidence_table`'s dict): FID during training of every primary
+    trained row (mean ± sd over its seeds, :data:`CURVE_NUM` samples each) with its final evaluation
+    (:data:`EVIDENCE_NUM` samples) at the end and the teacher's NFE-35 line (mean of its ranges), and beside it the
+    discriminator's view over the same training. Returns the two figures' paths."""
+    dataset, num = table["dataset"], table["eval_num"]
+    primary = [r for r in table["rows"] if r.get("curve") and not r.get("secondary")]
+    teacher = next(r for r in table["rows"] if r["kind"] == "teacher35")
+    seeds = max((len(r["seeds"]) for r in primary), default=0)
+    title = (f"{dataset}: the evidence table's runs during training (mean ± sd over up to {seeds} training seeds; "
+             f"stars: final evaluation)")
+    references = {f"{teacher['row']} ({num:,} samples, mean of {len(teacher['seeds'])} latent ranges)":
+                  (teacher["fid"], teacher.get("fid_test"))}
+    return [plot_training_curves({r["row"]: r["curve"] for r in primary},
+                                 Path(figures) / f"evidence_curves_{dataset}.png", title, CURVE_NUM,
+                                 {r["row"]: dict(r, kimg=table["kimg"]) for r in primary}, num, references),
+            plot_discriminator_view({r["row"]: r["curve"] for r in primary},
+                                    Path(figures) / f"evidence_discriminator_{dataset}.png",
+                                    f"{dataset}: the discriminator during the evidence table's runs (mean over "
+                                    f"training seeds)", DIGITS_TEST_SIZE)]

@@ -225,6 +225,8 @@ def evidence_markdown(results: str | os.PathLike = "results") -> str:
                       f"{mean_sd(r, 'kid')} | {mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} | "
                       f"{mean_sd(r, 'copy_share', 3)} |" for r in table["rows"]]
             lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
+            lines += ["", f"Training curves: `figures/evidence_curves_{dataset}.png`; the discriminator's view over the "
+                      f"same runs: `figures/evidence_discriminator_{dataset}.png`."]
         parts.append("\n".join(lines))
     parts.append(_ablation_markdown(results))
     return "\n\n".join(parts)

@@ -147,7 +147,7 @@ STUDIES = {
     "evidence": Study("the evidence protocol's tables at 144 kimg, at the rates the sweeps chose, seeds by power, with "
                       "every claim's verdict (needs the rates study)",
                       lambda o: table_jobs(o.datasets, o.runs, o.results, o.device),
-                      lambda o: [evidence_table(d, o.runs, o.results, o.device) for d in o.datasets]),
+                      lambda o: [evidence_table(d, o.runs, o.results, o.device, o.figures) for d in o.datasets]),
     "freeze-rates": Study("the evidence protocol's freeze-ablation pilots (digits): every freezing policy on the grid "
                           "of rates, 2 pilot seeds, choosing each policy's best rate",
                           lambda o: [job for _, job in pilot_jobs(o.runs, o.results, o.device)],

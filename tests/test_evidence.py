@@ -147,12 +147,19 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
     assert {j.preset for j in jobs if j.overrides["lr"] == 3e-4 and j.preset.endswith("gddi")} == {"digits-gddi"}
     rng = np.random.default_rng(0)
     level = {"digits-gdd": 3.0, "digits-gddi": 2.0, "digits-instance": 9.0, "digits-gddi-smalld": 4.0}
+    kimg, logits = [8.0 * i for i in range(1, 19)], np.random.default_rng(1)
     for job in jobs:
         fid = level[job.preset] + 0.2 * rng.standard_normal()
+        falling = [fid * (1 + 4 / k) for k in kimg]
+        curve = dict(kimg=kimg, fid=falling, fid_test=[f + 3 for f in falling], precision=[0.8] * 18, recall=[0.8] * 18,
+                     memorisation=[1.0] * 18, num=protocol.CURVE_NUM)
+        if job.preset != "digits-instance":  # a discriminator's view, as GAN runs log it
+            curve.update(d_logit_real=list(logits.normal(0, 0.02, 18)), d_logit_fake=list(logits.normal(0, 0.02, 18)),
+                         d_accuracy_real=[0.5] * 18, d_accuracy_fake=[0.52] * 18)
         write_record(results / "ledger", dict(
             ledger=1, name=job.record, protocol=protocol.EVIDENCE_VERSION, machine=dict(cpu="x", cpu_capability="y"),
-            evaluation=dict(fid=fid, fid_test=fid + 3, kid=0.1, precision=0.8, recall=0.8, memorisation=1.0,
-                            copy_share=0.05 + 0.005 * rng.standard_normal())))
+            curve=curve, evaluation=dict(fid=fid, fid_test=fid + 3, kid=0.1, precision=0.8, recall=0.8,
+                                         memorisation=1.0, copy_share=0.05 + 0.005 * rng.standard_normal())))
     teacher = protocol.MINI_TEACHERS[False]
     for row, steps in TEACHER_STEPS.items():
         for k in range(protocol.TEACHER_RANGES):
@@ -163,7 +170,11 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
                 teacher=teacher_identity(teacher),
                 steps=steps, ranges=[dict(latents=[span.start, span.stop - 1], fid=fid, fid_test=fid + 3, kid=0.1,
                                           precision=0.8, recall=0.9, memorisation=1.0, copy_share=0.05)]))
-    table = evidence_table("digits", results=str(results))
+    table = evidence_table("digits", results=str(results), figures=str(tmp_path / "figures"))
+    for name in ("evidence_curves_digits.png", "evidence_discriminator_digits.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 0
+    gddi = next(r for r in table["rows"] if r["kind"] == "gddi" and not r["secondary"])
+    assert gddi["curve"]["runs"] == len(gddi["seeds"]) and "d_accuracy_fake_sd" in gddi["curve"]
     verdicts = {c["key"]: c["verdict"] for c in table["claims"]}
     assert verdicts["one-step"] == "holds" and verdicts["gan-vs-instance"] == "holds"
     assert verdicts["gdd-teacher"] == "does not hold"  # 3.0 against 2.5 + 0.29
