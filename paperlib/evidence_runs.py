@@ -43,9 +43,10 @@ def evidence_job(dataset: str, method: str, lr: float, seed: int, kimg: float, n
     the version ``protocol``, its final evaluation on the per-sample seeds ``latents`` and, every
     ``curve_every_kimg`` kimg, a FID of :data:`~paperlib.protocol.CURVE_NUM` samples from half a slot on
     (:func:`~paperlib.protocol.curve_latent_start`). The instance baseline gets its bank of
-    :data:`~paperlib.protocol.INSTANCE_BANK` teacher solutions."""
+    :data:`~paperlib.protocol.INSTANCE_BANK` teacher solutions, one bank per teacher in ``runs/evidence/banks``."""
+    bank = dict(instance_bank=INSTANCE_BANK, bank_dir=str(Path(runs) / "evidence" / "banks"))  # one per teacher
     overrides = dict(lr=lr, seed=seed, total_kimg=kimg, device=device, **overrides,
-                     **(dict(instance_bank=INSTANCE_BANK) if method == "instance" else {}))
+                     **(bank if method == "instance" else {}))
     policy = f", freeze {overrides['freeze_policy']}" if overrides.get("freeze_policy") else ""
     return Job(f"{dataset} {METHOD_LABELS[method]}{policy} lr {lr:g} seed {seed}, {kimg:g} kimg", f"{dataset}-{method}",
                str(Path(runs) / name), overrides, eval_num=EVIDENCE_NUM, ledger=str(ledger_dir(results)),

@@ -27,7 +27,7 @@ from paperlib.protocol import EVIDENCE_METRICS, METRICS, VERSION
 
 LEDGER_FORMAT = 1
 # Config keys that say where or how a run was watched, not what it computes: left out of a record's config.
-LOCAL_KEYS = ("run_dir", "device", "num_workers", "keep_states", "max_nonfinite_steps")
+LOCAL_KEYS = ("run_dir", "device", "num_workers", "keep_states", "max_nonfinite_steps", "bank_dir")
 
 
 class LedgerError(ValueError):

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -100,6 +101,24 @@ def run_job(job: Job) -> dict:
     return result
 
 
+def build_banks(jobs: list[Job], log=print) -> None:
+    """Build the instance banks that ``jobs`` need and that are not on disk yet, here with every thread of this
+    process, before the pool starts: in a worker one thread would build it while the others wait for its lock."""
+    from paperlib.checkpoints import load_network
+    from paperlib.instance_bank import bank_path, load_or_build_bank
+    from paperlib.io import resolve_device
+
+    for cfg in {job.run_dir: job.config() for job in jobs}.values():
+        if cfg["objective"] != "instance" or not cfg["instance_bank"]:
+            continue
+        folder = cfg["bank_dir"] or str(Path(cfg["run_dir"]).parent)
+        if not bank_path(cfg["teacher"], cfg["instance_bank"], cfg["instance_steps"], folder).exists():
+            log(f"building the instance bank of {cfg['instance_bank']:,} teacher solutions in {folder} "
+                f"({torch.get_num_threads()} threads)")
+            load_or_build_bank(load_network(cfg["teacher"]).eval(), cfg["teacher"], cfg["instance_bank"],
+                               cfg["instance_steps"], folder, resolve_device(cfg["device"]))
+
+
 def default_workers(device: str = "auto") -> int:
     """Runs at once: one per CPU core (one thread each), or 6 processes sharing a GPU."""
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
@@ -149,6 +168,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
             results[i] = run_job(jobs[i])
             report(i)
         return results
+    build_banks([jobs[i] for i in todo], log)
     context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
     pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
     pending = {pool.submit(run_job, jobs[i]): i for i in todo}

@@ -27,7 +27,7 @@ from paperlib.io import TEMP_SUFFIX, atomic_write_bytes, file_sha256, open_no_fo
 
 # Config values that only extend a run or change how it is watched: a resume may change these, no others.
 EXTENDABLE = ("run_dir", "total_kimg", "snapshot_kimg", "log_kimg", "keep_states", "num_workers", "device",
-              "max_nonfinite_steps")
+              "max_nonfinite_steps", "bank_dir")
 DERIVED = "derived"  # config.json's values that follow from the config (TrainConfig.derived), not compared on resume
 
 

@@ -92,8 +92,10 @@ class TrainConfig:
     instance_steps: int = 18                   # instance: teacher Heun steps per target (NFE 2N-1)
     instance_loss: str = "l2"                  # l2 | pseudo_huber
     instance_bank: int = 0                     # instance: >0 = a fixed bank of this many (noise, teacher image)
-                                               # pairs, solved once per teacher and cached beside run_dir;
+                                               # pairs, solved once per teacher and cached in bank_dir;
                                                # 0 = one teacher solve per training step
+    bank_dir: str = ""                         # instance: the banks' folder ('' = run_dir's parent); a bank is
+                                               # named by its teacher, NFE and size, so runs may share one folder
     P_mean: float = -1.2                       # edm: training noise levels ln(sigma) ~ N(P_mean, P_std^2)
     P_std: float = 1.2                         # edm: see P_mean
     sigma_data: float = 0.5                    # edm: the data's standard deviation in the preconditioning
@@ -494,7 +496,7 @@ class InstanceObjective(Objective):
         self.bank = None
         if cfg.instance_bank:
             self.bank = load_or_build_bank(self.teacher, cfg.teacher, cfg.instance_bank, cfg.instance_steps,
-                                           Path(cfg.run_dir).parent, device)
+                                           cfg.bank_dir or Path(cfg.run_dir).parent, device)
             self.info["instance_bank"] = dict(size=cfg.instance_bank, file=str(self.bank["path"]))
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):

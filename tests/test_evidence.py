@@ -97,7 +97,8 @@ def test_the_protocol_plans_seeds_within_its_bounds_and_renders_its_version():
     assert len({j.record for j in jobs}) == len(jobs) == 2 * 4 * len(protocol.RATE_GRID) * len(protocol.PILOT_SEEDS)
     assert all(j.protocol == protocol.PILOT_PROTOCOL and j.eval_start == protocol.eval_latents(j.overrides["seed"]).start
                for j in jobs)
-    assert {j.overrides["instance_bank"] for j in jobs if j.preset.endswith("-instance")} == {protocol.INSTANCE_BANK}
+    instance = [j.overrides for j in jobs if j.preset.endswith("-instance")]
+    assert {(o["instance_bank"], o["bank_dir"]) for o in instance} == {(protocol.INSTANCE_BANK, "runs/evidence/banks")}
 
 
 def test_a_run_records_its_own_latents_and_protocol_and_a_diverged_run_is_recorded_as_such(tmp_path, smoke_teacher):

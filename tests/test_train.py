@@ -371,6 +371,21 @@ def test_instance_bank_is_cached_per_teacher_and_visited_once_per_epoch(tmp_path
     summary = train(preset_config("smoke-instance", run_dir=str(tmp_path / "run"), teacher=smoke_teacher,
                                   instance_bank=32, total_kimg=0.032), progress=False)
     assert summary["instance_bank"]["size"] == 32 and (tmp_path / Path(summary["instance_bank"]["file"]).name).exists()
+    # runs in other folders share one bank folder: the pool builds the bank once before its workers start, and a
+    # run then reads it (the folder is where a file lies, not what the run is: its record's config leaves it out)
+    from paperlib.ledger import portable_config
+    from paperlib.pool import Job, build_banks
+
+    shared = tmp_path / "banks"
+    jobs = [Job(f"s{s}", "smoke-instance", str(tmp_path / f"r{s}" / "run"), dict(
+        teacher=smoke_teacher, instance_bank=40, bank_dir=str(shared), seed=s, total_kimg=0.016)) for s in (1, 2)]
+    lines = []
+    build_banks(jobs, lines.append)
+    build_banks(jobs, lines.append)
+    assert len(lines) == 1 and len(list(shared.glob("instance-bank-*-40.pt"))) == 1
+    summary = train(preset_config(jobs[1].preset, run_dir=jobs[1].run_dir, **jobs[1].overrides), progress=False)
+    assert Path(summary["instance_bank"]["file"]).parent == shared and not list((tmp_path / "r2").glob("*.pt"))
+    assert portable_config(jobs[0].config()) == portable_config(dict(jobs[0].config(), bank_dir=""))
 
 
 def test_mini_run_with_cached_real_features_equals_recomputing_them(tmp_path, monkeypatch):
