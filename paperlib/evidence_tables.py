@@ -168,7 +168,46 @@ def evidence_table(dataset: str, runs: str = "runs", results: str = "results", d
                  rows=rows, claims=claims)
     atomic_write_bytes(Path(results) / "evidence" / dataset / "table.json", json.dumps(table, indent=1, default=float).encode())
     draw_evidence_curves(table, figures)
+    draw_evidence_copies(dataset, rates, runs, figures, device)
     return table
+
+
+def draw_evidence_copies(dataset: str, rates: dict, runs: str = "runs", figures: str = "figures",
+                         device: str = "auto", count: int = 8):
+    """The copy figure of ``dataset``'s evidence table: the teacher at NFE 35 (its first latent range), GDD and
+    GDD-I (training seed 1 at the common rate, their own latents), each sample over its nearest training digit with
+    the distance, the held-out digits' 5th percentile marking a near-copy. Returns the path, or None (saying so)
+    when a student's network is not in this checkout's ``runs``."""
+    from paperlib.checkpoints import load_network
+    from paperlib.data import digits_dataset
+    from paperlib.grids import nearest_neighbour_figure
+    from paperlib.metrics import DigitsExtractor, digits_reference, extract_features, generate_uint8
+    from paperlib.rundir import RunFolder
+
+    device_ = resolve_device(device)
+    seed, lr = TABLE_SEEDS[0], rates["common"]
+    nets = {f"teacher, Heun NFE 35 (latents {teacher_latents(dataset, 'teacher35', 0).start}..)":
+            (Path(MINI_TEACHERS[dataset == "digits-cond"]), teacher_latents(dataset, "teacher35", 0), TEACHER_STEPS["teacher35"])}
+    for method, label in (("gdd", "GDD"), ("gddi", "GDD-I")):
+        latents = table_latents(dataset, method, lr, seed)
+        nets[f"{label}, NFE 1 (lr {lr:g}, training seed {seed}, latents {latents.start}..)"] = (
+            RunFolder(Path(runs) / run_name(dataset, method, lr, seed)).network, latents, None)
+    missing = [str(path) for path, _, _ in nets.values() if not path.exists()]
+    if missing:
+        print(f"[paperlib] {', '.join(missing)}: not in this checkout; the {dataset} evidence copy figure is kept "
+              f"as it is", flush=True)
+        return None
+    extractor = DigitsExtractor()
+    ref = digits_reference(extractor)
+    panels = {}
+    for label, (path, latents, steps) in nets.items():
+        images = generate_uint8(load_network(path).to(device_), latents[:count], num_steps=steps, device=device_,
+                                progress=False)[0]
+        panels[label] = (images, extract_features(extractor, images))
+    return nearest_neighbour_figure(panels, digits_dataset("train").images, ref.train, ref.held_out,
+                                    Path(figures) / f"evidence_nearest_{dataset}.png",
+                                    f"{dataset}, the evidence table's runs at {EVIDENCE_KIMG:g} kimg: samples beside "
+                                    f"their nearest training digits", count)
 
 
 def draw_evidence_curves(table: dict, figures: str = "figures") -> list[Path]:

@@ -226,7 +226,8 @@ def evidence_markdown(results: str | os.PathLike = "results") -> str:
                       f"{mean_sd(r, 'copy_share', 3)} |" for r in table["rows"]]
             lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
             lines += ["", f"Training curves: `figures/evidence_curves_{dataset}.png`; the discriminator's view over the "
-                      f"same runs: `figures/evidence_discriminator_{dataset}.png`."]
+                      f"same runs: `figures/evidence_discriminator_{dataset}.png`; samples of the teacher, GDD and GDD-I "
+                      f"beside their nearest training digits: `figures/evidence_nearest_{dataset}.png`."]
         parts.append("\n".join(lines))
     parts.append(_ablation_markdown(results))
     return "\n\n".join(parts)

@@ -135,7 +135,7 @@ def test_verdicts_follow_holm_and_say_no_more_than_the_test():
     assert not any(word in sentence("X", r) for r in results for word in ("matches", "near", "strongest", "equivalent"))
 
 
-def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path):
+def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path, smoke_teacher, capsys):
     from paperlib.evidence_tables import TEACHER_STEPS, evidence_table, table_jobs
     from paperlib.ledger import teacher_identity, write_record
 
@@ -171,9 +171,20 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
                 teacher=teacher_identity(teacher),
                 steps=steps, ranges=[dict(latents=[span.start, span.stop - 1], fid=fid, fid_test=fid + 3, kid=0.1,
                                           precision=0.8, recall=0.9, memorisation=1.0, copy_share=0.05)]))
-    table = evidence_table("digits", results=str(results), figures=str(tmp_path / "figures"))
+    table = evidence_table("digits", results=str(results), figures=str(tmp_path / "figures"), runs=str(tmp_path / "runs"))
     for name in ("evidence_curves_digits.png", "evidence_discriminator_digits.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 0
+    assert "the digits evidence copy figure is kept as it is" in capsys.readouterr().out  # no networks here
+    import shutil
+
+    from paperlib.evidence_tables import draw_evidence_copies, run_name
+
+    for method in ("gdd", "gddi"):  # any network of the digits' shape stands in for the students
+        folder = tmp_path / "runs" / run_name("digits", method, 1e-3, 1)
+        folder.mkdir(parents=True)
+        shutil.copy(smoke_teacher, folder / "network.safetensors")
+    path = draw_evidence_copies("digits", rates, str(tmp_path / "runs"), str(tmp_path / "figures"), "cpu", count=4)
+    assert path.name == "evidence_nearest_digits.png" and path.stat().st_size > 0
     gddi = next(r for r in table["rows"] if r["kind"] == "gddi" and not r["secondary"])
     assert gddi["curve"]["runs"] == len(gddi["seeds"]) and "d_accuracy_fake_sd" in gddi["curve"]
     verdicts = {c["key"]: c["verdict"] for c in table["claims"]}
