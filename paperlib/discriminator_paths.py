@@ -28,33 +28,46 @@ def tf32(enabled: bool):
 
 
 class RealFeatureCache:
-    """The frozen feature maps (backbone and random projection) of every training image [N, C, R, R], computed once
-    in batches of ``batch`` images (this process's training batch) and looked up whenever a batch of those exact
-    images comes back without needing an input gradient: the discriminator step on reals (R1 needs the gradient and
-    recomputes). A map depends on the batch size the convolutions see, not on the other images in the batch, so a
-    looked-up map equals a recomputed one bit for bit (tested); the last chunk is therefore padded to ``batch``
-    images. ``feature_maps(k, x)`` is the path training takes (the model's, or the fast path's). For in-memory
-    datasets (digits: about 100 KB per image)."""
+    """The frozen feature maps (backbone and random projection) of the training images [N, C, R, R], each computed
+    the first time a batch holding it comes without needing an input gradient (the discriminator step on reals; R1
+    needs the gradient and recomputes) and looked up from then on. The maps are computed in chunks of ``batch``
+    images (this process's training batch, a short chunk padded to it): a map depends on the batch size the
+    convolutions see, not on the other images in the batch, so a looked-up map equals a recomputed one bit for bit
+    (tested). Computing on first use, not all up front, keeps a run of a few steps from paying for every image.
+    ``feature_maps(k, x)`` is the path training takes (the model's, or the fast path's). For in-memory datasets
+    (digits: about 100 KB per image)."""
 
-    @torch.no_grad()
     def __init__(self, feature_maps: Callable[[int, torch.Tensor], list[torch.Tensor]], backbones: int,
                  images: torch.Tensor, batch: int):
-        n = len(images)
-        chunks = [images[i:i + batch] for i in range(0, n, batch)]
-        chunks[-1] = torch.cat([chunks[-1], images[:batch - len(chunks[-1])]])
-        self.maps = []  # per backbone, per level: [N, C_l, R_l, R_l]
-        for k in range(backbones):
-            per_chunk = [feature_maps(k, chunk) for chunk in chunks]
-            self.maps.append([torch.cat([maps[level] for maps in per_chunk])[:n] for level in range(len(per_chunk[0]))])
+        self.feature_maps, self.backbones, self.images, self.batch = feature_maps, backbones, images, batch
         self.index = {key: i for i, key in enumerate(_image_keys(images))}
+        self.known = torch.zeros(len(images), dtype=torch.bool)
+        self.maps: list[list[torch.Tensor]] = []  # per backbone, per level: [N, C_l, R_l, R_l], once first computed
+
+    @torch.no_grad()
+    def _compute(self, rows: list[int]) -> None:
+        for start in range(0, len(rows), self.batch):
+            chunk = rows[start:start + self.batch]
+            padded = torch.tensor(chunk + chunk[:1] * (self.batch - len(chunk)), device=self.images.device)
+            for k in range(self.backbones):
+                maps = self.feature_maps(k, self.images[padded])
+                if len(self.maps) <= k:
+                    self.maps.append([m.new_zeros((len(self.images), *m.shape[1:])) for m in maps])
+                for store, m in zip(self.maps[k], maps):
+                    store[chunk] = m[:len(chunk)]
+            self.known[chunk] = True
 
     def lookup(self, x: torch.Tensor) -> list[list[torch.Tensor]] | None:
-        """The maps of images ``x`` per backbone and level, or None when one is unknown or ``x`` needs a gradient."""
+        """The maps of images ``x`` per backbone and level (computed first where new), or None when one is not a
+        training image or ``x`` needs a gradient."""
         if x.requires_grad:
             return None
         rows = [self.index.get(key) for key in _image_keys(x)]
         if None in rows:
             return None
+        new = sorted({r for r in rows if not self.known[r]})
+        if new:
+            self._compute(new)
         index = torch.tensor(rows, device=self.maps[0][0].device)
         return [[level[index] for level in maps] for maps in self.maps]
 

@@ -311,6 +311,7 @@ def test_cached_real_features_give_the_recomputed_logits_bit_for_bit(threads):
         cache = RealFeatureCache(model.feature_maps, len(model.features), reals, batch=64)
         plain = TrainingDiscriminator(copy.deepcopy(model))  # the heads' spectral norms step at every call: twins
         D = TrainingDiscriminator(model, cache=cache)
+        assert not cache.known.any()  # nothing computed before a batch asks for it
         for _ in range(3):
             batch = reals[torch.randperm(150)[:64]]
             assert cache.lookup(batch) is not None
@@ -318,6 +319,10 @@ def test_cached_real_features_give_the_recomputed_logits_bit_for_bit(threads):
         unknown = torch.cat([reals[:63], torch.zeros(1, 1, 8, 8)])
         assert cache.lookup(unknown) is None
         assert cache.lookup(reals[:64].clone().requires_grad_(True)) is None
+        rest = reals[~cache.known]  # the images no batch has asked for yet, computed in a short chunk padded to 64
+        direct = model.feature_maps(0, torch.cat([rest, reals[:64 - len(rest)]]))
+        assert 0 < len(rest) < 64 and all(torch.equal(a, b[:len(rest)]) for a, b in zip(cache.lookup(rest)[0], direct))
+        assert cache.known.all()
     finally:
         torch.set_num_threads(previous)
 
