@@ -215,8 +215,9 @@ def compare_generator(teacher: Denoiser, teacher_acts: LayerActivations, generat
         raise AnalysisError("the generator's convolutions differ from the teacher's: was it fine-tuned from this teacher?")
     match = np.stack([pearson(p[:, None], t)[0] for p, t in zip(pattern, teacher_acts.channel_mean)])
     t_layers, g_layers = conv_layers(teacher), conv_layers(generator)
-    change = np.array([float((g_layers[n].weight - t_layers[n].weight).norm() / t_layers[n].weight.norm().clamp_min(1e-12))
-                       for n in names])
+    with torch.no_grad():  # weights of a trainable generator: plain numbers, no graph
+        change = np.array([float((g_layers[n].weight - t_layers[n].weight).norm()
+                                 / t_layers[n].weight.norm().clamp_min(1e-12)) for n in names])
     return dict(layers=names, match=match, best_sigma=teacher_acts.sigmas[match.argmax(axis=1)],
                 best_corr=match.max(axis=1), weight_change=change)
 
