@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from paperlib.evidence_runs import best_rates, evidence_job, rate_jobs
+from paperlib.evidence_runs import best_rates, evidence_job, rate_jobs, recorded_row
 from paperlib.io import atomic_write_bytes
-from paperlib.ledger import LedgerError, check_one_protocol, cpu_kind, ledger_dir, read_record
+from paperlib.ledger import check_one_protocol, cpu_kind, ledger_dir
 from paperlib.pool import Job, run_jobs
 from paperlib.protocol import (
     ABLATION_CLAIMS,
     ABLATION_FIXED_RATE,
     ABLATION_POLICIES,
     ABLATION_SEEDS_V2,
-    EVIDENCE_METRICS,
     EVIDENCE_NUM,
     EVIDENCE_VERSION,
     FID_MARGIN,
@@ -34,7 +33,6 @@ from paperlib.protocol import (
     ablation_latents,
     eval_latents,
 )
-from paperlib.stats import aggregate_runs
 from paperlib.verdicts import decide_claims
 
 DATASET = "digits"
@@ -122,17 +120,11 @@ def ablation_table(results: str = "results") -> dict:
     ledger, best = ledger_dir(results), chosen_ablation_rates(results)
     sides, rows, records = {}, [], []
     for row in ablation_rows(best):
-        found = [read_record(ledger, run_name(row["policy"], row["lr"], s)) for s in ABLATION_SEEDS_V2]
-        missing = [s for s, r in zip(ABLATION_SEEDS_V2, found) if r is None]
-        if missing:
-            raise LedgerError(f"the freeze ablation lacks the records of {row['key']} (lr {row['lr']:g}), seeds "
-                              f"{missing}: python -m paperlib run freeze-evidence")
+        found, evaluations, summary = recorded_row(
+            ledger, [run_name(row["policy"], row["lr"], s) for s in ABLATION_SEEDS_V2], list(ABLATION_SEEDS_V2),
+            f"the freeze ablation's {row['key']} (lr {row['lr']:g})", "python -m paperlib run freeze-evidence")
         records += found
-        evaluations = [dict(r["evaluation"], diverged=r.get("diverged")) for r in found]
-        rows.append(dict(row, kimg=PILOT_KIMG, diverged=[s for s, e in zip(ABLATION_SEEDS_V2, evaluations)
-                                                         if e["diverged"]],
-                         machines=sorted({cpu_kind(r) for r in found}),
-                         **aggregate_runs(evaluations, list(ABLATION_SEEDS_V2), EVIDENCE_METRICS)))
+        rows.append(dict(row, kimg=PILOT_KIMG, **summary))
         sides[row["key"]] = (evaluations, [cpu_kind(r) for r in found])
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records], "the freeze ablation")
     claims = decide_claims(ABLATION_CLAIMS, sides, lambda metric: FID_MARGIN[DATASET])

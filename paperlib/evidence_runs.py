@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from paperlib.io import atomic_write_bytes
-from paperlib.ledger import ledger_dir
+from paperlib.ledger import LedgerError, cpu_kind, ledger_dir, read_record
 from paperlib.pool import Job, run_jobs
 from paperlib.protocol import (
     CURVE_NUM,
+    EVIDENCE_METRICS,
     EVIDENCE_NUM,
     INSTANCE_BANK,
     PILOT_KIMG,
@@ -31,6 +32,7 @@ from paperlib.protocol import (
     curve_latent_start,
     eval_latents,
 )
+from paperlib.stats import aggregate_runs
 
 METHOD_LABELS = {method: label for method, label, _ in TABLE_ROWS}
 
@@ -52,6 +54,22 @@ def evidence_job(dataset: str, method: str, lr: float, seed: int, kimg: float, n
                str(Path(runs) / name), overrides, eval_num=EVIDENCE_NUM, ledger=str(ledger_dir(results)),
                record=name, eval_start=latents.start, protocol=protocol, may_diverge=True,
                fid_every_kimg=curve_every_kimg, curve_num=CURVE_NUM, curve_start=curve_latent_start(latents))
+
+
+def recorded_row(ledger: Path, names: list[str], seeds: list[int], what: str, command: str) -> tuple[list, list, dict]:
+    """One trained row of an evidence table from the ``ledger``: the records ``names`` of training ``seeds``.
+    Returns (records, evaluations, summary): each evaluation with its ``diverged`` flag, and the summary
+    dict(diverged=[seeds], machines=[CPU kinds], mean ± sd and per-seed values of every metric). Raises
+    LedgerError naming ``what`` lacks which seeds, and the ``command`` that records them."""
+    records = [read_record(ledger, name) for name in names]
+    missing = [s for s, r in zip(seeds, records) if r is None]
+    if missing:
+        raise LedgerError(f"{what} lacks the records of seeds {missing}: {command}")
+    evaluations = [dict(r["evaluation"], diverged=r.get("diverged")) for r in records]
+    summary = dict(diverged=[s for s, e in zip(seeds, evaluations) if e["diverged"]],
+                   machines=sorted({cpu_kind(r) for r in records}),
+                   **aggregate_runs(evaluations, list(seeds), EVIDENCE_METRICS))
+    return records, evaluations, summary
 
 
 def rate_name(dataset: str, method: str, lr: float, seed: int) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from paperlib.curves import average_curves, plot_discriminator_view, plot_training_curves
 from paperlib.data import DIGITS_TEST_SIZE
 from paperlib.evidence_plan import row_seeds
-from paperlib.evidence_runs import evidence_job
+from paperlib.evidence_runs import evidence_job, recorded_row
 from paperlib.io import atomic_write_bytes, resolve_device
 from paperlib.ledger import (
     LedgerError,
@@ -143,18 +143,13 @@ def evidence_table(dataset: str, runs: str = "runs", results: str = "results", d
                          **aggregate_runs(evaluations, [f"{e['latents'][0]}.." for e in evaluations], EVIDENCE_METRICS)))
         sides[row] = (evaluations, [None] * len(found))
     for row in table_rows(dataset, rates):
-        found = [read_record(ledger, run_name(dataset, row["method"], row["lr"], s)) for s in row["seeds"]]
-        missing = [s for s, r in zip(row["seeds"], found) if r is None]
-        if missing:
-            raise LedgerError(f"the {dataset} evidence table lacks the records of {row['label']} at lr {row['lr']:g}, "
-                              f"seeds {missing}: python -m paperlib run evidence --datasets {dataset}")
+        found, evaluations, summary = recorded_row(
+            ledger, [run_name(dataset, row["method"], row["lr"], s) for s in row["seeds"]], row["seeds"],
+            f"the {dataset} evidence table's {row['label']} at lr {row['lr']:g}",
+            f"python -m paperlib run evidence --datasets {dataset}")
         records += found
-        evaluations = [dict(r["evaluation"], diverged=r.get("diverged")) for r in found]
         rows.append(dict(row=f"{row['label']} (NFE 1), lr {row['lr']:g}" + (", secondary" if row["secondary"] else ""),
-                         kind=row["method"], lr=row["lr"], secondary=row["secondary"], kimg=EVIDENCE_KIMG,
-                         diverged=[s for s, e in zip(row["seeds"], evaluations) if e["diverged"]],
-                         machines=sorted({cpu_kind(r) for r in found}),
-                         **aggregate_runs(evaluations, row["seeds"], EVIDENCE_METRICS)))
+                         kind=row["method"], lr=row["lr"], secondary=row["secondary"], kimg=EVIDENCE_KIMG, **summary))
         curves = [r["curve"] for r in found if r.get("curve") and r["curve"].get("kimg")]
         if curves:
             rows[-1]["curve"] = average_curves(curves)

@@ -232,7 +232,10 @@ def test_the_freeze_ablation_chooses_each_policys_rate_on_its_pilots_and_decides
     assert len(jobs) == (len(protocol.ABLATION_POLICIES) + 1) * 3 and len({j.eval_start for j in jobs}) == len(jobs)
     level = {("none", 1e-3): 40.0, ("none", 3e-4): 3.0, ("gddi", 1e-3): 2.0}
     rng = np.random.default_rng(1)
-    for job in jobs:
+    for i, job in enumerate(jobs):
+        if i == len(jobs) - 1:  # a row lacking a seed is named, with the command that records it
+            with pytest.raises(LedgerError, match=r"lacks the records of seeds \[3\]: python -m paperlib run freez"):
+                ablation_table(str(results))
         policy = job.overrides.get("freeze_policy") or ("none" if job.preset == "digits-gdd" else "gddi")
         _write_run_record(results, job, level.get((policy, job.overrides["lr"]), 4.0) + 0.1 * rng.standard_normal())
     table = ablation_table(str(results))
