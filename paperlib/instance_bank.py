@@ -26,6 +26,12 @@ from paperlib.rundir import say
 SOLVE_BATCH = 256
 
 
+def bank_folder(bank_dir: str, run_dir: str | Path) -> Path:
+    """The folder a run's banks are cached in: ``bank_dir`` when set (banks shared across runs), else the run
+    folder's parent (shared by the seeds of one row)."""
+    return Path(bank_dir) if bank_dir else Path(run_dir).parent
+
+
 def bank_path(teacher_path: str | Path, size: int, num_steps: int, folder: str | Path) -> Path:
     """Where the bank of this teacher file, Heun step count and size is cached."""
     return Path(folder) / f"instance-bank-{file_sha256(teacher_path)[:12]}-nfe{2 * num_steps - 1}-{size}.pt"

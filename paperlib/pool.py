@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -105,13 +104,13 @@ def build_banks(jobs: list[Job], log=print) -> None:
     """Build the instance banks that ``jobs`` need and that are not on disk yet, here with every thread of this
     process, before the pool starts: in a worker one thread would build it while the others wait for its lock."""
     from paperlib.checkpoints import load_network
-    from paperlib.instance_bank import bank_path, load_or_build_bank
+    from paperlib.instance_bank import bank_folder, bank_path, load_or_build_bank
     from paperlib.io import resolve_device
 
     for cfg in {job.run_dir: job.config() for job in jobs}.values():
         if cfg["objective"] != "instance" or not cfg["instance_bank"]:
             continue
-        folder = cfg["bank_dir"] or str(Path(cfg["run_dir"]).parent)
+        folder = bank_folder(cfg["bank_dir"], cfg["run_dir"])
         if not bank_path(cfg["teacher"], cfg["instance_bank"], cfg["instance_steps"], folder).exists():
             log(f"building the instance bank of {cfg['instance_bank']:,} teacher solutions in {folder} "
                 f"({torch.get_num_threads()} threads)")

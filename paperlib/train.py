@@ -32,7 +32,7 @@ from paperlib.diffusion import edm_loss, edm_sampler, edm_schedule, edm_sigma
 from paperlib.discriminator_paths import FastPath, RealFeatureCache, TrainingDiscriminator
 from paperlib.discriminators import build_discriminator
 from paperlib.freezing import FREEZE_POLICIES, apply_freezing
-from paperlib.instance_bank import bank_indices, load_or_build_bank
+from paperlib.instance_bank import bank_folder, bank_indices, load_or_build_bank
 from paperlib.io import atomic_write_bytes, resolve_device
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_loss
 from paperlib.precond import build_network
@@ -496,7 +496,7 @@ class InstanceObjective(Objective):
         self.bank = None
         if cfg.instance_bank:
             self.bank = load_or_build_bank(self.teacher, cfg.teacher, cfg.instance_bank, cfg.instance_steps,
-                                           cfg.bank_dir or Path(cfg.run_dir).parent, device)
+                                           bank_folder(cfg.bank_dir, cfg.run_dir), device)
             self.info["instance_bank"] = dict(size=cfg.instance_bank, file=str(self.bank["path"]))
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):
