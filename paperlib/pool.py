@@ -133,6 +133,12 @@ def _latest_training_fid(run_dir: str, since: float = 0.0) -> dict | None:
     return next((r for r in reversed(folder.records()) if "eval_fid" in r), None)
 
 
+def _run_unless_late(job: Job, deadline: float | None) -> dict | None:
+    """:func:`run_job` in a worker, or None without starting when ``deadline`` (a ``time.time()``) has passed: the
+    executor hands a worker its next job before the running one ends, so the deadline is checked where it starts."""
+    return None if deadline is not None and time.time() > deadline else run_job(job)
+
+
 def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda line: print(line, flush=True),
              deadline: float | None = None, poll_seconds: float = 30.0) -> list[dict | None]:
     """Run ``jobs`` on ``workers`` processes (``threads`` torch threads each; ``workers=1`` runs them here, one after
@@ -170,7 +176,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
     build_banks([jobs[i] for i in todo], log)
     context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
     pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
-    pending = {pool.submit(run_job, jobs[i]): i for i in todo}
+    pending = {pool.submit(_run_unless_late, jobs[i], deadline): i for i in todo}
     seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
     wall_start = time.time()
     waiting = set(pending)
@@ -182,11 +188,8 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
                 if future.cancelled():
                     continue
                 results[i] = future.result()
-                report(i)
-                if deadline is not None and time.time() > deadline:
-                    cancelled = sum(f.cancel() for f in pending)
-                    if cancelled:
-                        log(f"deadline reached: {cancelled} runs not started")
+                if results[i] is not None:
+                    report(i)
             for future in waiting:  # between finished runs: each running one's FID during training, when new
                 i = pending[future]
                 latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
@@ -203,4 +206,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
+    late = sum(results[i] is None for i in todo)
+    if late:
+        log(f"deadline reached: {late} runs not started")
     return results

@@ -75,6 +75,13 @@ def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
     assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **jobs[0].overrides)["fid"] == pooled[0]["fid"]
     assert cached_result("smoke-gdd", jobs[0].run_dir, 200, **jobs[0].overrides) is None  # another sample count
     assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **dict(jobs[0].overrides, lr=1e-3)) is None
+    # past the deadline no job starts, however the executor queued it
+    late = [Job(f"s{seed}", "smoke-gdd", str(tmp_path / f"pool{seed}"), dict(jobs[0].overrides, seed=seed), eval_num=100)
+            for seed in (3, 4)]
+    lines = []
+    assert run_jobs(late, workers=2, log=lines.append, deadline=time.time() - 1) == [None, None]
+    assert lines == ["deadline reached: 2 runs not started"]
+    assert not (tmp_path / "pool3").exists() and not (tmp_path / "pool4").exists()
 
 
 def test_running_jobs_report_their_latest_fid_during_training(tmp_path):
