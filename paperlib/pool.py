@@ -134,7 +134,7 @@ def _latest_training_fid(run_dir: str, since: float = 0.0) -> dict | None:
 
 
 def _run_unless_late(job: Job, deadline: float | None) -> dict | None:
-    """:func:`run_job` in a worker, or None without starting when ``deadline`` (a ``time.time()``) has passed: the
+    """:func:`run_job`, or None without starting when ``deadline`` (a ``time.time()``) has passed: the
     executor hands a worker its next job before the running one ends, so the deadline is checked where it starts."""
     return None if deadline is not None and time.time() > deadline else run_job(job)
 
@@ -168,9 +168,9 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
             report(i)
     if workers <= 1 or len(todo) <= 1:
         for i in todo:
-            if deadline is not None and time.time() > deadline:
+            results[i] = _run_unless_late(jobs[i], deadline)
+            if results[i] is None:
                 break
-            results[i] = run_job(jobs[i])
             report(i)
         return results
     build_banks([jobs[i] for i in todo], log)
@@ -185,8 +185,6 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
             done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
             for future in done:
                 i = pending[future]
-                if future.cancelled():
-                    continue
                 results[i] = future.result()
                 if results[i] is not None:
                     report(i)
