@@ -12,7 +12,10 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -139,6 +142,25 @@ def _run_unless_late(job: Job, deadline: float | None) -> dict | None:
     return None if deadline is not None and time.time() > deadline else run_job(job)
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # the exit status a default SIGTERM death gives
+
+
+@contextmanager
+def _sigterm_as_exit():
+    """Inside, SIGTERM raises SystemExit in this (main) thread, so ``kill PID`` stops the pool through its
+    error path, which terminates the workers: the default action kills this process alone, and its spawned
+    workers would go on training with no one to read their results. Outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda line: print(line, flush=True),
              deadline: float | None = None, poll_seconds: float = 30.0) -> list[dict | None]:
     """Run ``jobs`` on ``workers`` processes (``threads`` torch threads each; ``workers=1`` runs them here, one after
@@ -175,35 +197,36 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
         return results
     build_banks([jobs[i] for i in todo], log)
     context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-    pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
-    pending = {pool.submit(_run_unless_late, jobs[i], deadline): i for i in todo}
-    seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
-    wall_start = time.time()
-    waiting = set(pending)
-    try:
-        while waiting:
-            done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
-            for future in done:
-                i = pending[future]
-                results[i] = future.result()
-                if results[i] is not None:
-                    report(i)
-            for future in waiting:  # between finished runs: each running one's FID during training, when new
-                i = pending[future]
-                latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
-                if latest is not None and latest["kimg"] != seen.get(i):
-                    seen[i] = latest["kimg"]
-                    log(f"  {jobs[i].label}: {latest['kimg']:g} kimg, FID {latest['eval_fid']:.2f} during training "
-                        f"({jobs[i].curve_num:,} samples), {latest['train_seconds'] / 60:.0f} min of training")
-    except BaseException:
-        # One failed run stops the others at once (their states stay on disk for a resume): its error is the one
-        # to read, and waiting for runs of many minutes would hide it. The executor has no public way to stop
-        # running workers before Python 3.14, hence its process table.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+    with _sigterm_as_exit():
+        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+        try:
+            pending = {pool.submit(_run_unless_late, jobs[i], deadline): i for i in todo}
+            seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
+            wall_start = time.time()
+            waiting = set(pending)
+            while waiting:
+                done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    i = pending[future]
+                    results[i] = future.result()
+                    if results[i] is not None:
+                        report(i)
+                for future in waiting:  # between finished runs: each running one's FID during training, when new
+                    i = pending[future]
+                    latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
+                    if latest is not None and latest["kimg"] != seen.get(i):
+                        seen[i] = latest["kimg"]
+                        log(f"  {jobs[i].label}: {latest['kimg']:g} kimg, FID {latest['eval_fid']:.2f} during training "
+                            f"({jobs[i].curve_num:,} samples), {latest['train_seconds'] / 60:.0f} min of training")
+        except BaseException:
+            # One failed run stops the others at once (their states stay on disk for a resume): its error is the one
+            # to read, and waiting for runs of many minutes would hide it. The executor has no public way to stop
+            # running workers before Python 3.14, hence its process table.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     late = sum(results[i] is None for i in todo)
     if late:
         log(f"deadline reached: {late} runs not started")

@@ -1,7 +1,12 @@
 """Experiment drivers: train-then-evaluate with an FID callback, many runs in a pool, the teacher's NFE curve."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,6 +106,60 @@ def test_pool_stops_at_the_first_failed_run(tmp_path):
             for k in range(2)]
     with pytest.raises(Exception, match="missing.safetensors"):
         run_jobs(jobs, workers=2, log=lambda line: None)
+
+
+def _live_children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` and that have not exited (zombies count as exited)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while being read
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_a_study_and_its_workers(tmp_path, smoke_teacher):
+    """``kill PID`` on a pooled study stops its spawned workers too, which would otherwise train on with no parent to
+    read their results; the study exits as a SIGTERM would end it (status 143)."""
+    script = tmp_path / "study.py"
+    script.write_text(
+        "from paperlib.pool import Job, run_jobs\n"
+        "if __name__ == '__main__':\n"
+        f"    jobs = [Job(str(seed), 'smoke-gdd', {str(tmp_path)!r} + f'/run{{seed}}', "
+        f"dict(teacher={smoke_teacher!r}, seed=seed, total_kimg=1000.0)) for seed in (1, 2)]\n"
+        "    run_jobs(jobs, workers=2, poll_seconds=0.2)\n")
+    root, log = Path(__file__).resolve().parents[1], tmp_path / "study.log"
+    with log.open("w") as out:  # a file, not a pipe: orphaned workers would hold a pipe open
+        proc = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=str(root)),
+                                stdout=out, stderr=out)
+    workers = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not all(
+                list((tmp_path / f"run{seed}").glob("metrics.jsonl")) for seed in (1, 2)):
+            time.sleep(0.1)
+        assert proc.poll() is None, log.read_text()
+        workers = _live_children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143, log.read_text()
+        deadline = time.time() + 30
+        while any(_alive(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(workers) >= 2 and not any(_alive(pid) for pid in workers)
+    finally:  # leave no process behind, whatever failed
+        for pid in [proc.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_train_command_scores_every_snapshot(tmp_path, smoke_teacher, capsys):
