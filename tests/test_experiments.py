@@ -108,24 +108,23 @@ def test_pool_stops_at_the_first_failed_run(tmp_path):
         run_jobs(jobs, workers=2, log=lambda line: None)
 
 
-def _live_children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` and that have not exited (zombies count as exited)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # exited while being read
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            children.append(int(stat.parent.name))
-    return children
-
-
-def _alive(pid: int) -> bool:
+def _stat(pid) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, parent pid, ...), or None once it has gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return False
+        return None
+
+
+def _alive(pid) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"  # a zombie has exited
+
+
+def _live_children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` and that have not exited."""
+    return [int(p.name) for p in Path("/proc").glob("[0-9]*")
+            if (stat := _stat(p.name)) is not None and stat[0] != "Z" and int(stat[1]) == pid]
 
 
 def test_sigterm_stops_a_study_and_its_workers(tmp_path, smoke_teacher):
