@@ -61,16 +61,13 @@ def test_a_table_never_mixes_protocol_versions(tmp_path):
                                  figures=str(tmp_path / "figures"), workers=1))
 
 
-def test_the_committed_ledger_rebuilds_the_committed_table(tmp_path):
+def test_the_committed_ledger_rebuilds_the_committed_table(tmp_path, assert_same_table_rows):
     results = tmp_path / "results"
     shutil.copytree(ROOT / "results" / "ledger", results / "ledger")
     table = build_table(TableRequest(dataset="digits", scale="mini", runs=str(tmp_path / "runs"), results=str(results),
                                      figures=str(tmp_path / "figures"), workers=1))
     committed = json.loads((ROOT / "results" / "digits" / "mini" / "table.json").read_text())
-    # where the runs would be (under this test's folder), and the near-copy share the real-data rows gained after
-    local = ("checkpoint", "run_dir", "run_dirs", "progress", "copy_share")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in local} for r in json.loads(json.dumps(rows))]
-    assert strip(table["rows"]) == strip(committed["rows"])
+    assert_same_table_rows(json.loads(json.dumps(table["rows"])), committed["rows"])
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("network.safetensors"))
 
 
