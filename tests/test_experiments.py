@@ -124,7 +124,7 @@ def _alive(pid) -> bool:
 def _live_children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` and that have not exited."""
     return [int(p.name) for p in Path("/proc").glob("[0-9]*")
-            if (stat := _stat(p.name)) is not None and stat[0] != "Z" and int(stat[1]) == pid]
+            if _alive(p.name) and (stat := _stat(p.name)) is not None and int(stat[1]) == pid]
 
 
 def test_sigterm_stops_a_study_and_its_workers(tmp_path, smoke_teacher):
