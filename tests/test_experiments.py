@@ -108,23 +108,24 @@ def test_pool_stops_at_the_first_failed_run(tmp_path):
         run_jobs(jobs, workers=2, log=lambda line: None)
 
 
-def _stat(pid) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (state, parent pid, ...), or None once it has gone."""
+def _live_stat(pid) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, parent pid, ...), or None once the process has
+    exited: gone, or a zombie."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
+    return None if stat[0] == "Z" else stat
 
 
 def _alive(pid) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[0] != "Z"  # a zombie has exited
+    return _live_stat(pid) is not None
 
 
 def _live_children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` and that have not exited."""
     return [int(p.name) for p in Path("/proc").glob("[0-9]*")
-            if _alive(p.name) and (stat := _stat(p.name)) is not None and int(stat[1]) == pid]
+            if (stat := _live_stat(p.name)) is not None and int(stat[1]) == pid]
 
 
 def test_sigterm_stops_a_study_and_its_workers(tmp_path, smoke_teacher):
