@@ -170,39 +170,43 @@ def evidence_table(dataset: str, runs: str = "runs", results: str = "results", d
 def draw_evidence_copies(dataset: str, rates: dict, runs: str = "runs", figures: str = "figures",
                          device: str = "auto", count: int = 8):
     """The copy figure of ``dataset``'s evidence table: the teacher at NFE 35 (its first latent range), GDD and
-    GDD-I (training seed 1 at the common rate, their own latents), each sample over its nearest training digit with
-    the distance, the held-out digits' 5th percentile marking a near-copy. Returns the path, or None (saying so)
-    when a student's network is not in this checkout's ``runs``."""
+    GDD-I (at the common rate, the first training seed whose two networks are both in ``runs``, each on its own
+    latents), each sample over its nearest training digit with the distance, the held-out digits' 5th percentile
+    marking a near-copy. Returns the path, or None (saying so) when no seed has both networks in ``runs``: a
+    ledger spans machines, and a run folder stays on the machine that trained it."""
     from paperlib.checkpoints import load_network
     from paperlib.data import digits_dataset
     from paperlib.grids import nearest_neighbour_figure
     from paperlib.metrics import DigitsExtractor, digits_reference, extract_features, generate_uint8
     from paperlib.rundir import RunFolder
 
+    lr = rates["common"]
+    seed = next((s for s in TABLE_SEEDS if all(RunFolder(Path(runs) / run_name(dataset, method, lr, s)).network.exists()
+                                               for method in ("gdd", "gddi"))), None)
+    if seed is None:
+        print(f"[paperlib] no training seed of {dataset}'s GDD and GDD-I at lr {lr:g} has both networks under {runs}: "
+              f"the {dataset} evidence copy figure is kept as it is", flush=True)
+        return None
     device_ = resolve_device(device)
-    seed, lr = TABLE_SEEDS[0], rates["common"]
     nets = {f"teacher, Heun NFE 35 (latents {teacher_latents(dataset, 'teacher35', 0).start}..)":
             (Path(MINI_TEACHERS[dataset == "digits-cond"]), teacher_latents(dataset, "teacher35", 0), TEACHER_STEPS["teacher35"])}
     for method, label in (("gdd", "GDD"), ("gddi", "GDD-I")):
         latents = table_latents(dataset, method, lr, seed)
         nets[f"{label}, NFE 1 (lr {lr:g}, training seed {seed}, latents {latents.start}..)"] = (
             RunFolder(Path(runs) / run_name(dataset, method, lr, seed)).network, latents, None)
-    missing = [str(path) for path, _, _ in nets.values() if not path.exists()]
-    if missing:
-        print(f"[paperlib] {', '.join(missing)}: not in this checkout; the {dataset} evidence copy figure is kept "
-              f"as it is", flush=True)
-        return None
     extractor = DigitsExtractor()
     ref = digits_reference(extractor)
     panels = {}
-    for label, (path, latents, steps) in nets.items():
-        images = generate_uint8(load_network(path).to(device_), latents[:count], num_steps=steps, device=device_,
+    for label, (network, latents, steps) in nets.items():
+        images = generate_uint8(load_network(network).to(device_), latents[:count], num_steps=steps, device=device_,
                                 progress=False)[0]
         panels[label] = (images, extract_features(extractor, images))
-    return nearest_neighbour_figure(panels, digits_dataset("train").images, ref.train, ref.held_out,
+    path = nearest_neighbour_figure(panels, digits_dataset("train").images, ref.train, ref.held_out,
                                     Path(figures) / f"evidence_nearest_{dataset}.png",
                                     f"{dataset}, the evidence table's runs at {EVIDENCE_KIMG:g} kimg: samples beside "
                                     f"their nearest training digits", count)
+    print(f"[paperlib] {path}: the teacher beside GDD and GDD-I of training seed {seed}", flush=True)
+    return path
 
 
 def draw_evidence_curves(table: dict, figures: str = "figures") -> list[Path]:

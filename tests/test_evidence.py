@@ -179,12 +179,13 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
 
     from paperlib.evidence_tables import draw_evidence_copies, run_name
 
-    for method in ("gdd", "gddi"):  # any network of the digits' shape stands in for the students
-        folder = tmp_path / "runs" / run_name("digits", method, 1e-3, 1)
+    for method, seed in (("gdd", 1), ("gdd", 3), ("gddi", 2), ("gddi", 3)):  # seed 3 is the first with both
+        folder = tmp_path / "runs" / run_name("digits", method, 1e-3, seed)  # any digits-shaped network will do
         folder.mkdir(parents=True)
         shutil.copy(smoke_teacher, folder / "network.safetensors")
     path = draw_evidence_copies("digits", rates, str(tmp_path / "runs"), str(tmp_path / "figures"), "cpu", count=4)
     assert path.name == "evidence_nearest_digits.png" and path.stat().st_size > 0
+    assert "training seed 3" in capsys.readouterr().out
     gddi = next(r for r in table["rows"] if r["kind"] == "gddi" and not r["secondary"])
     assert gddi["curve"]["runs"] == len(gddi["seeds"]) and "d_accuracy_fake_sd" in gddi["curve"]
     verdicts = {c["key"]: c["verdict"] for c in table["claims"]}
