@@ -86,10 +86,16 @@ def decide_claims(claims, sides: dict[str, tuple[list[dict], list[str | None]]],
                  sentence=sentence(c["claim"], v)) for c, v in zip(claims, decide_family(tests))]
 
 
+def _signed(x: float) -> str:
+    """Three significant digits with a sign, but whole numbers from 1000 on (an FID gap reads as -1019, not -1.02e+03)."""
+    return f"{x:+.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
+
+
 def sentence(claim: str, result: dict) -> str:
     """The verdict in words, with its numbers: the claim as the protocol words it, then only what the test says."""
-    numbers = (f"difference {result['diff']:+.3g}, 90% interval [{result['low']:+.3g}, {result['high']:+.3g}] against "
-               f"the bound {result['bound']:+.3g}; p {result['p']:.3g}, Holm-adjusted {result['p_adjusted']:.3g}; "
+    numbers = (f"difference {_signed(result['diff'])}, 90% interval [{_signed(result['low'])}, "
+               f"{_signed(result['high'])}] against the bound {_signed(result['bound'])}; p {result['p']:.3g}, "
+               f"Holm-adjusted {result['p_adjusted']:.3g}; "
                f"{result['n_a']} vs {result['n_b']} seeds")
     if result["verdict"] == HOLDS:
         return f"{claim}: **holds** ({numbers})."

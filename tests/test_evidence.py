@@ -133,6 +133,8 @@ def test_verdicts_follow_holm_and_say_no_more_than_the_test():
     assert results[0]["p_adjusted"] == pytest.approx(min(1, 3 * clear["p"]))  # the smallest of 3 decidable tests
     assert "power" in sentence("X", results[2]) and "**holds**" in sentence("X", results[0])
     assert not any(word in sentence("X", r) for r in results for word in ("matches", "near", "strongest", "equivalent"))
+    far = decide(Side([1.0, 1.2, 0.9]), Side([1020.0, 1025.0, 1018.0]), "superior", 0.3)
+    assert "difference -1020, 90% interval [" in sentence("X", decide_family([far])[0])
 
 
 def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path, smoke_teacher, capsys):
