@@ -95,8 +95,7 @@ def sentence(claim: str, result: dict) -> str:
     """The verdict in words, with its numbers: the claim as the protocol words it, then only what the test says."""
     numbers = (f"difference {_signed(result['diff'])}, 90% interval [{_signed(result['low'])}, "
                f"{_signed(result['high'])}] against the bound {_signed(result['bound'])}; p {result['p']:.3g}, "
-               f"Holm-adjusted {result['p_adjusted']:.3g}; "
-               f"{result['n_a']} vs {result['n_b']} seeds")
+               f"Holm-adjusted {result['p_adjusted']:.3g}; {result['n_a']} vs {result['n_b']} seeds")
     if result["verdict"] == HOLDS:
         return f"{claim}: **holds** ({numbers})."
     if result["verdict"] == FAILS:
