@@ -252,8 +252,12 @@ def _ablation_markdown(results: str | os.PathLike) -> str:
         table = json.loads((base / "ablation.json").read_text())
         lines += ["", "| policy | lr | seeds | FID (train) | FID (held-out) | precision | recall |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['key']} | {r['lr']:g} | {len(r['seeds'])} | {mean_sd(r, 'fid')} | {mean_sd(r, 'fid_test')} | "
-                  f"{mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} |" for r in table["rows"]]
+        same_runs = {}  # rows at one (policy, rate) are the same runs: shown once, their keys joined by '='
+        for r in table["rows"]:
+            same_runs.setdefault((r["policy"], r["lr"]), []).append(r)
+        lines += [f"| {' = '.join(s['key'] for s in rows)} | {r['lr']:g} | {len(r['seeds'])} | {mean_sd(r, 'fid')} | "
+                  f"{mean_sd(r, 'fid_test')} | {mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} |"
+                  for rows in same_runs.values() for r in rows[:1]]
         lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
     return "\n".join(lines)
 

@@ -247,4 +247,6 @@ def test_the_freeze_ablation_chooses_each_policys_rate_on_its_pilots_and_decides
     assert all(c["p_adjusted"] >= c["p"] for c in table["claims"])
     from paperlib.report import evidence_markdown
 
-    assert "ablation 21 of 21 runs" in evidence_markdown(results)
+    text = evidence_markdown(results)
+    assert "ablation 21 of 21 runs" in text and "| gddi@best = gddi@fixed | 0.001 | 3 |" in text  # same runs, once
+    assert "| none@best | 0.0003 |" in text and "| none@fixed | 0.001 |" in text
