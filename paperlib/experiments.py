@@ -15,6 +15,7 @@ import numpy as np
 from paperlib.checkpoints import load_network
 from paperlib.curves import load_curve
 from paperlib.io import atomic_write_bytes, resolve_device
+from paperlib.ledger import teacher_identity
 from paperlib.metrics import (
     Reference,
     Stats,
@@ -117,7 +118,7 @@ def cached_result(preset: str, run_dir: str, eval_num: int, eval_start: int = 0,
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
     same = (isinstance(result.get("config"), dict) and result.get("num") == eval_num
             and result.get("eval_start", 0) == eval_start
-            and not config_changes(result["config"], json.loads(json.dumps(asdict(cfg)))))
+            and not config_changes(result["config"], json.loads(json.dumps(asdict(cfg))), saved_teacher=result.get("teacher_weights")))
     return result if same and result.get("kimg", 0) * 1000 >= round(cfg.total_kimg * 1000) else None
 
 
@@ -144,6 +145,7 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
     net = load_network(folder.network).to(device)
     metrics = evaluate_network(net, extractor, ref, num=eval_num, seed_offset=eval_start, device=device, progress=False)
     result = dict(preset=preset, run_dir=run_dir, overrides=overrides, config=asdict(cfg), seed=cfg.seed, lr=cfg.lr,
+                  teacher_weights=teacher_identity(cfg.teacher) if cfg.teacher else None,
                   train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
                   frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), eval_start=eval_start,
                   **metrics, curve=dict(load_curve(run_dir), num=curve_num, start=curve_start) if fid_every_kimg else None)

@@ -23,7 +23,8 @@ import torch
 
 from paperlib.checkpoints import NETWORK_FILENAME
 from paperlib.integrity import IntegrityError, check_stored_zip, content_digest
-from paperlib.io import TEMP_SUFFIX, atomic_write_bytes, file_sha256, open_no_follow
+from paperlib.io import TEMP_SUFFIX, atomic_write_bytes, open_no_follow
+from paperlib.ledger import teacher_identity
 
 # Config values that only extend a run or change how it is watched: a resume may change these, no others.
 EXTENDABLE = ("run_dir", "total_kimg", "snapshot_kimg", "log_kimg", "keep_states", "num_workers", "device",
@@ -181,16 +182,19 @@ def append_log(path: Path, record: dict) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # Resuming: the same run, from a state that loads.
 
-def config_changes(saved: dict, new: dict, ignore=()) -> list[str]:
+def config_changes(saved: dict, new: dict, ignore=(), saved_teacher: str | None = None) -> list[str]:
     """'key: old -> new' for every key of two run configs that differs, apart from ``ignore``. The teacher is the
-    same when its file's bytes are, so a checkout moved to another folder (the mini teachers are package files,
-    named by absolute path) still resumes its runs."""
+    same when its weights are (:func:`~paperlib.ledger.teacher_identity`), so a checkout moved to another folder (the
+    mini teachers are package files, named by absolute path) still resumes its runs: the new file is compared with
+    ``saved_teacher`` (the identity the run stored) or, where none was stored, with the old file if it still exists."""
     def same(key: str) -> bool:
         old, now = saved.get(key, new.get(key)), new.get(key, saved.get(key))
         if old == now:
             return True
-        paths = key == "teacher" and isinstance(old, str) and isinstance(now, str)
-        return paths and Path(old).is_file() and Path(now).is_file() and file_sha256(old) == file_sha256(now)
+        if key != "teacher" or not (isinstance(old, str) and isinstance(now, str) and Path(now).is_file()):
+            return False
+        was = saved_teacher or (teacher_identity(old) if Path(old).is_file() else None)
+        return was is not None and teacher_identity(now) == was
 
     return [f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(saved) | set(new))
             if k not in ignore and not same(k)]
@@ -200,7 +204,7 @@ def check_resumed_config(run_dir: Path, new: dict, state: dict | None) -> None:
     """Refuse to resume ``run_dir`` with a config that changes what defines the run (anything outside
     :data:`EXTENDABLE`), listing every difference. The run is what its newest training state says (its digest covers
     the config), and ``config.json`` too where it is present; nothing is written before this check passes."""
-    saved = []
+    saved, teacher = [], state.get("teacher") if state is not None else None  # the teacher's identity, if stored
     if state is not None:
         saved.append(("its training state", json.loads(state["config"])))
     path = RunFolder(run_dir).config
@@ -210,8 +214,8 @@ def check_resumed_config(run_dir: Path, new: dict, state: dict | None) -> None:
         except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
             raise RunError(f"{path}: not readable JSON ({exc}); cannot check that the resumed run is the same") from None
     for source, config in saved:
-        changed = (config_changes(config, new, ignore=(*EXTENDABLE, DERIVED)) if isinstance(config, dict)
-                   else ["not a JSON object"])
+        changed = (config_changes(config, new, ignore=(*EXTENDABLE, DERIVED), saved_teacher=teacher)
+                   if isinstance(config, dict) else ["not a JSON object"])
         if changed:
             raise RunError(f"{run_dir} holds a different run (by {source}); resuming may change only "
                            f"{', '.join(EXTENDABLE[1:])}. Changed: {'; '.join(changed)}. Start it in another run_dir instead")

@@ -34,6 +34,7 @@ from paperlib.discriminators import build_discriminator
 from paperlib.freezing import FREEZE_POLICIES, apply_freezing
 from paperlib.instance_bank import bank_folder, bank_indices, load_or_build_bank
 from paperlib.io import atomic_write_bytes, resolve_device
+from paperlib.ledger import teacher_identity
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_loss
 from paperlib.precond import build_network
 from paperlib.rundir import (
@@ -682,6 +683,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     except DatasetError as exc:
         raise ConfigError(f"teacher {cfg.teacher} does not fit the dataset: {exc}") from None
     ema = copy.deepcopy(net).eval().requires_grad_(False)
+    teacher_weights = teacher_identity(cfg.teacher) if cfg.teacher else None  # in each state: a moved teacher resumes
     speed_up(objective, cfg)
     noise = SharedNoise(cfg.seed + 1, dinfo, device)
 
@@ -770,8 +772,9 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
 
         # Snapshot: the training state (to resume from) and the EMA network.
         if is_main and (crossed(prev, cur_nimg, snap_n) or done):
-            payload = dict(config=json.dumps(asdict(cfg)), cur_nimg=cur_nimg, batch_idx=batch_idx,
-                           modules={k: m.state_dict() for k, m in objective.modules().items()}, ema=ema.state_dict(),
+            payload = dict(config=json.dumps(asdict(cfg)), teacher=teacher_weights, cur_nimg=cur_nimg,
+                           batch_idx=batch_idx, modules={k: m.state_dict() for k, m in objective.modules().items()},
+                           ema=ema.state_dict(),
                            optimizers={k: o.state_dict() for k, o in objective.optimizers.items()},
                            noise_rng=noise.generator.get_state(), torch_rng=torch.get_rng_state(),
                            trained_seconds=seconds_trained())

@@ -80,6 +80,11 @@ def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
     assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **jobs[0].overrides)["fid"] == pooled[0]["fid"]
     assert cached_result("smoke-gdd", jobs[0].run_dir, 200, **jobs[0].overrides) is None  # another sample count
     assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **dict(jobs[0].overrides, lr=1e-3)) is None
+    result_file = Path(jobs[0].run_dir) / "result.json"  # made from a checkout since moved: its teacher path is gone
+    result = json.loads(result_file.read_text())
+    result["config"]["teacher"] = str(tmp_path / "moved-away" / "teacher.safetensors")
+    result_file.write_text(json.dumps(result))
+    assert cached_result("smoke-gdd", jobs[0].run_dir, 100, **jobs[0].overrides)["fid"] == pooled[0]["fid"]
     # past the deadline no job starts, however the executor queued it
     late = [Job(f"s{seed}", "smoke-gdd", str(tmp_path / f"pool{seed}"), dict(jobs[0].overrides, seed=seed), eval_num=100)
             for seed in (3, 4)]

@@ -145,6 +145,23 @@ def test_resume_refuses_a_changed_run_and_allows_an_extended_one(tmp_path, smoke
     assert summary["nimg"] == 320 and json.loads((run / "config.json").read_text())["total_kimg"] == 0.32
 
 
+def test_resume_finds_its_teacher_in_a_moved_checkout_and_refuses_another_teacher(tmp_path, smoke_teacher):
+    run, checkout = tmp_path / "run", tmp_path / "checkout"
+    checkout.mkdir()
+    teacher = checkout / "teacher.safetensors"
+    teacher.write_bytes(Path(smoke_teacher).read_bytes())
+    train(smoke(run, str(teacher), total_kimg=0.16), progress=False)
+    moved = checkout.rename(tmp_path / "moved") / "teacher.safetensors"  # the old path is gone
+    other = load_network(str(moved))
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    other_path = save_network(other, tmp_path / "other.safetensors")
+    with pytest.raises(RunError, match=r"Changed: teacher: "):
+        train(smoke(run, str(other_path), total_kimg=0.32), resume=True, progress=False)
+    summary = train(smoke(run, str(moved), total_kimg=0.32), resume=True, progress=False)
+    assert summary["nimg"] == 320 and json.loads((run / "config.json").read_text())["teacher"] == str(moved)
+
+
 # 5. and 9. A corrupt, truncated or edited training state; a flipped byte in a network file.
 def test_resume_skips_a_broken_state_keeps_it_and_says_why(tmp_path, smoke_teacher, capsys):
     run = tmp_path / "run"
