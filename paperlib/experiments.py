@@ -15,7 +15,6 @@ import numpy as np
 from paperlib.checkpoints import load_network
 from paperlib.curves import load_curve
 from paperlib.io import atomic_write_bytes, resolve_device
-from paperlib.ledger import teacher_identity
 from paperlib.metrics import (
     Reference,
     Stats,
@@ -145,7 +144,7 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
     net = load_network(folder.network).to(device)
     metrics = evaluate_network(net, extractor, ref, num=eval_num, seed_offset=eval_start, device=device, progress=False)
     result = dict(preset=preset, run_dir=run_dir, overrides=overrides, config=asdict(cfg), seed=cfg.seed, lr=cfg.lr,
-                  teacher_weights=teacher_identity(cfg.teacher) if cfg.teacher else None,
+                  teacher_weights=summary["teacher_weights"],
                   train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
                   frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), eval_start=eval_start,
                   **metrics, curve=dict(load_curve(run_dir), num=curve_num, start=curve_start) if fid_every_kimg else None)

@@ -792,4 +792,4 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
     if dinfo.enabled:
         dist.barrier()
     return dict(info, run_dir=str(run_dir), nimg=cur_nimg, sanitized_steps=objective.sanitized_steps,
-                train_seconds=seconds_trained())
+                train_seconds=seconds_trained(), teacher_weights=teacher_weights)
