@@ -75,13 +75,23 @@ def seeds_needed(sd_a: float, sd_b: float, margin: float, n_b: int | None = None
     return most + 1
 
 
-def machine_effect(diffs_by_kind: dict[str, Sequence[float]]) -> dict | None:
-    """Whether a comparison's difference depends on the CPU kind: ``diffs_by_kind`` maps each kind to its per-seed
-    differences (a's value minus the mean of b's); with two kinds of at least 2 each, Welch's two-sided test of
-    their means: dict(kinds, diff, p). None otherwise."""
-    kinds = [k for k, v in diffs_by_kind.items() if len(v) >= 2]
+def machine_effect(a_by_kind: dict[str, Sequence[float]], b_by_kind: dict[str, Sequence[float]]) -> dict | None:
+    """Whether a comparison's difference mean(a) - mean(b) depends on the CPU kind: ``a_by_kind`` and ``b_by_kind``
+    map each kind to its per-seed values on that side. With exactly two kinds that give at least 2 seeds to both
+    sides, Welch's two-sided test of (a - b on the first kind) - (a - b on the second), the standard error summed
+    over the four groups and its Welch-Satterthwaite degrees of freedom: dict(kinds, per_kind (each kind's
+    difference), diff, p). None otherwise. A kind that shifts both sides alike is no effect on the difference."""
+    kinds = [k for k in a_by_kind if len(a_by_kind[k]) >= 2 and len(b_by_kind.get(k, ())) >= 2]
     if len(kinds) != 2:
         return None
-    x, y = (np.asarray(diffs_by_kind[k], dtype=float) for k in kinds)
-    result = scipy_stats.ttest_ind(x, y, equal_var=False)
-    return dict(kinds=kinds, diff=float(x.mean() - y.mean()), p=float(result.pvalue))
+    groups = [np.asarray(side[k], dtype=float) for k in kinds for side in (a_by_kind, b_by_kind)]
+    per_kind = [float(groups[0].mean() - groups[1].mean()), float(groups[2].mean() - groups[3].mean())]
+    variances = [g.var(ddof=1) / len(g) for g in groups]
+    se = math.sqrt(sum(variances))
+    diff = per_kind[0] - per_kind[1]
+    if se == 0:
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        df = se ** 4 / sum(v ** 2 / (len(g) - 1) for v, g in zip(variances, groups))
+        p = float(2 * scipy_stats.t.sf(abs(diff) / se, df))
+    return dict(kinds=kinds, per_kind=dict(zip(kinds, per_kind)), diff=diff, p=p)

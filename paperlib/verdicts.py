@@ -36,7 +36,8 @@ def decide(a: Side, b: Side, test: str, margin: float, alpha: float = ALPHA) -> 
     """One claim, before correction: 'superior' tests mean(a) - mean(b) < 0, 'noninferior' tests it < ``margin``
     (lower is better). Returns the test (:func:`paperlib.hypothesis.one_sided_test`) with ``bound``, ``n_a``,
     ``n_b``, ``power`` (at the observed spreads, the truth ``margin`` inside the bound) and ``machines`` (the
-    machine effect where two kinds give 2+ seeds to both sides, else None)."""
+    machine effect on the difference, :func:`paperlib.hypothesis.machine_effect`, where two kinds give 2+ seeds to
+    both sides, else None)."""
     if test not in ("superior", "noninferior"):
         raise ValueError(f"test must be 'superior' or 'noninferior', got {test!r}")
     bound = 0.0 if test == "superior" else margin
@@ -45,11 +46,12 @@ def decide(a: Side, b: Side, test: str, margin: float, alpha: float = ALPHA) -> 
     result.update(bound=bound, n_a=len(values_a), n_b=len(values_b), balanced=machines_balanced(a, b),
                   power=power(float(values_a.std(ddof=1)), len(values_a), float(values_b.std(ddof=1)), len(values_b),
                               margin, alpha))
-    diffs: dict[str, list[float]] = {}
-    for value, kind in zip(values_a, a.kinds):
-        if kind:
-            diffs.setdefault(kind, []).append(float(value - values_b.mean()))
-    result["machines"] = machine_effect(diffs) if b.kinds and all(b.kinds) else None
+    by_kind: tuple[dict, dict] = ({}, {})
+    for side, values, grouped in ((a, values_a, by_kind[0]), (b, values_b, by_kind[1])):
+        for value, kind in zip(values, side.kinds):
+            if kind:
+                grouped.setdefault(kind, []).append(float(value))
+    result["machines"] = machine_effect(*by_kind)
     return result
 
 
@@ -96,6 +98,10 @@ def sentence(claim: str, result: dict) -> str:
     numbers = (f"difference {_signed(result['diff'])}, 90% interval [{_signed(result['low'])}, "
                f"{_signed(result['high'])}] against the bound {_signed(result['bound'])}; p {result['p']:.3g}, "
                f"Holm-adjusted {result['p_adjusted']:.3g}; {result['n_a']} vs {result['n_b']} seeds")
+    if result.get("machines"):
+        first, second = result["machines"]["kinds"]
+        numbers += (f"; machine effect on the difference, {first} minus {second}: "
+                    f"{_signed(result['machines']['diff'])}, p {result['machines']['p']:.3g}")
     if result["verdict"] == HOLDS:
         return f"{claim}: **holds** ({numbers})."
     if result["verdict"] == FAILS:

@@ -137,6 +137,22 @@ def test_verdicts_follow_holm_and_say_no_more_than_the_test():
     assert "difference -1020, 90% interval [" in sentence("X", decide_family([far])[0])
 
 
+def test_the_machine_effect_is_the_kind_of_cpu_changing_the_difference_not_one_side():
+    from paperlib.hypothesis import machine_effect
+    from paperlib.verdicts import Side, decide, decide_family, sentence
+
+    kinds = ["intel"] * 4 + ["amd"] * 4
+    a = Side([1.0, 1.2, 0.9, 1.1, 2.0, 2.2, 1.9, 2.1], kinds)
+    alike = decide(a, Side([3.0, 3.1, 2.9, 3.2, 4.0, 4.1, 3.9, 4.2], kinds), "superior", 0.3)["machines"]
+    assert alike["per_kind"] == pytest.approx(dict(intel=-2.0, amd=-2.0))  # amd shifts both sides alike: no effect
+    assert alike["diff"] == pytest.approx(0.0, abs=1e-12) and alike["p"] > 0.99
+    shifted = decide_family([decide(a, Side([3.0, 3.1, 2.9, 3.2, 5.0, 5.1, 4.9, 5.2], kinds), "superior", 0.3)])[0]
+    assert shifted["machines"]["diff"] == pytest.approx(1.0) and shifted["machines"]["p"] < 0.001
+    assert "machine effect on the difference, intel minus amd: +1, p " in sentence("X", shifted)
+    assert decide(a, Side([3.0, 3.1, 2.9]), "superior", 0.3)["machines"] is None  # the teacher's rows: exempt
+    assert machine_effect(dict(intel=[1.0, 2.0], amd=[1.0, 2.0]), dict(intel=[1.0, 2.0], amd=[3.0])) is None
+
+
 def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path, smoke_teacher, capsys):
     from paperlib.evidence_tables import TEACHER_STEPS, evidence_table, table_jobs
     from paperlib.ledger import teacher_identity, write_record
