@@ -418,13 +418,15 @@ def test_mini_run_with_cached_real_features_equals_recomputing_them(tmp_path, mo
 # distillation from a bank), keyed by the kind of CPU and thread count: bit-for-bit equality holds only on the same
 # kind (other kinds round otherwise). Teacher, GDD and instance equal the code before the experiment layer was
 # refactored; the GDD-I run differs from it by one deliberate change, the heads' spectral norm stepping v then u as
-# the reference does (d9861abaf2b448d4 before). The AMD pins come from the same code, so a CI machine of either kind
-# runs this test instead of skipping it.
+# the reference does (d9861abaf2b448d4 before). The AMD pins (AVX-512 and AVX2-only EPYCs) come from the same code, so a
+# CI machine of any of these kinds runs this test instead of skipping it.
 PINNED_WEIGHTS = {
     ("Intel(R) Xeon(R) Processor", "AVX512", False, 2): dict(
         teacher="c09f7eb575f9cae5", gdd="8f4f0effd749fd0b", gddi="307fd58340ac2562", instance="f0b6eae6a87335cc"),
     ("AMD EPYC", "AVX512", False, 2): dict(
         teacher="0d59686e46a21749", gdd="d4a1bc5124f2f555", gddi="c0a3c88393552082", instance="6cb6bf0032aee1b3"),
+    ("AMD EPYC", "AVX2", False, 2): dict(
+        teacher="47b54036aa248401", gdd="430481d96b4da082", gddi="089f04f175e074d2", instance="e3585957cba4af5f"),
 }
 
 
