@@ -14,14 +14,15 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 
-def _welch(sd_a: float, n_a: int, sd_b: float, n_b: int) -> tuple[float, float]:
-    """Standard error of mean(a) - mean(b) and its Welch-Satterthwaite degrees of freedom."""
-    var_a, var_b = sd_a ** 2 / n_a, sd_b ** 2 / n_b
-    se = math.sqrt(var_a + var_b)
-    if se == 0:
+def _welch(groups: Sequence[tuple[float, int]]) -> tuple[float, float]:
+    """Standard error of a signed sum of independent group means, each group given as (sd, seed count), and its
+    Welch-Satterthwaite degrees of freedom (two groups: mean(a) - mean(b), Welch's t-test)."""
+    variances = [sd ** 2 / n for sd, n in groups]
+    total = sum(variances)
+    if total == 0:
         return 0.0, math.inf
-    df = (var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1))
-    return se, df
+    df = total ** 2 / sum(v ** 2 / (n - 1) for v, (_, n) in zip(variances, groups))
+    return math.sqrt(total), df
 
 
 def one_sided_test(a: Sequence[float], b: Sequence[float], bound: float = 0.0, alpha: float = 0.05) -> dict:
@@ -35,7 +36,7 @@ def one_sided_test(a: Sequence[float], b: Sequence[float], bound: float = 0.0, a
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"a one-sided Welch test needs 2 values per group, got {len(a)} and {len(b)}")
     diff = float(a.mean() - b.mean())
-    se, df = _welch(float(a.std(ddof=1)), len(a), float(b.std(ddof=1)), len(b))
+    se, df = _welch([(float(a.std(ddof=1)), len(a)), (float(b.std(ddof=1)), len(b))])
     if se == 0:
         p = 0.0 if diff < bound else 1.0
         return dict(diff=diff, se=0.0, df=df, p=p, low=diff, high=diff, low95=diff, high95=diff)
@@ -59,7 +60,7 @@ def power(sd_a: float, n_a: int, sd_b: float, n_b: int, margin: float, alpha: fl
     """Chance that :func:`one_sided_test` rejects at ``alpha`` when the truth lies ``margin`` inside its bound (a
     non-inferiority test with no true difference, or a superiority test with a true improvement of ``margin``), for
     groups of ``n_a`` and ``n_b`` seeds with spreads ``sd_a``, ``sd_b`` (noncentral t with Welch's df)."""
-    se, df = _welch(sd_a, n_a, sd_b, n_b)
+    se, df = _welch([(sd_a, n_a), (sd_b, n_b)])
     if se == 0:
         return 1.0
     return float(scipy_stats.nct.cdf(-scipy_stats.t.ppf(1 - alpha, df), df, -margin / se))
@@ -86,12 +87,10 @@ def machine_effect(a_by_kind: dict[str, Sequence[float]], b_by_kind: dict[str, S
         return None
     groups = [np.asarray(side[k], dtype=float) for k in kinds for side in (a_by_kind, b_by_kind)]
     per_kind = [float(groups[0].mean() - groups[1].mean()), float(groups[2].mean() - groups[3].mean())]
-    variances = [g.var(ddof=1) / len(g) for g in groups]
-    se = math.sqrt(sum(variances))
+    se, df = _welch([(float(g.std(ddof=1)), len(g)) for g in groups])
     diff = per_kind[0] - per_kind[1]
     if se == 0:
         p = 1.0 if diff == 0 else 0.0
     else:
-        df = se ** 4 / sum(v ** 2 / (len(g) - 1) for v, g in zip(variances, groups))
         p = float(2 * scipy_stats.t.sf(abs(diff) / se, df))
     return dict(kinds=kinds, per_kind=dict(zip(kinds, per_kind)), diff=diff, p=p)
