@@ -7,7 +7,7 @@
 # results/ledger/, training only the runs they lack, 3 seeds per trained row, one run per CPU core), the training
 # curves, the layer-activation study (computed, training the two networks it needs when this checkout lacks them)
 # and the final tables, which also refresh README.md, RESULTS.md and PROTOCOL.md at mini scale. The other mini modes
-# run one study of `python -m paperlib run` (paperlib.studies), then the final tables. Executed notebooks are kept
+# run one study of `python -m paperlib run` (paperlib.study.registry), then the final tables. Executed notebooks are kept
 # under notebooks/executed/ (mini, committed) or results/notebooks/; at mini scale figures go to figures/ and numbers
 # to results/ (both committed); other scales write them under runs/<scale>/ instead.
 #   smoke          every notebook on tiny networks, in about two minutes: tests the code, not the method

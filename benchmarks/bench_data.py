@@ -1,7 +1,7 @@
 """Data loading: images/s that the training loop's loader delivers from a dataset zip in EDM's format.
 
 Writes a zip of random uint8 images (noise compresses worst, so PNG decoding is at its slowest), then draws global
-batches through ``paperlib.train.BatchStream`` exactly as training does (per-epoch permutation, DataLoader workers,
+batches through ``paperlib.training.BatchStream`` exactly as training does (per-epoch permutation, DataLoader workers,
 pinned memory on CUDA) with several worker counts. Compare the figure with what one GPU consumes: the CIFAR-10
 GDD-I preset trains at 83.6 img/s on one H200 (``README.md``), so a loader under that rate would stall the loop.
 
@@ -25,7 +25,8 @@ def run_loader(path: str, workers: int, batch: int, batches: int) -> dict:
     import torch
 
     from paperlib.data import open_dataset
-    from paperlib.train import BatchStream, DistInfo
+    from paperlib.batches import BatchStream
+    from paperlib.devices import DistInfo
 
     torch.set_num_threads(1)  # the loop's own thread count is the trainer's business; workers decode in parallel
     dataset = open_dataset(path)

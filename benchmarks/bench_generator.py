@@ -28,7 +28,7 @@ def run_variant(width: str, variant: str, batch: int, repeats: int, device: str)
 
     from paperlib.precond import GDDPrecond
     from paperlib.presets import GENERATOR_CONFIGS
-    from paperlib.train import configure_backends
+    from paperlib.devices import configure_backends
 
     torch.manual_seed(0)
     dev = torch.device(device)

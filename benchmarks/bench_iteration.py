@@ -2,7 +2,7 @@
 
 An iteration is what the training loop does per batch: the generator step, the discriminator step on fresh fakes,
 lazy R1 (every 16 iterations, so its cost is amortised by timing 16 consecutive iterations that contain one) and
-the EMA update; it runs the real ``paperlib.train`` objective. Widths: mini (small discriminator, batch 64),
+the EMA update; it runs the real ``paperlib.training`` objective. Widths: mini (small discriminator, batch 64),
 CIFAR-10 (projected discriminator with random backbone weights, batch 8 on CPU) and mini-projected (the mini presets'
 projected discriminator on the shipped digits backbones, batch 64, BatchNorm over 64). GDD-I freezes the paper's set
 (``paperlib.freezing`` level 1), so its frozen weights get no gradient, no optimizer state and no EMA work.
@@ -56,11 +56,15 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
 
     import torch
 
-    from paperlib.checkpoints import save_network
+    from paperlib.store.checkpoints import save_network
     from paperlib.data import digits_dataset
     from paperlib.precond import EDMPrecond
     from paperlib.presets import GENERATOR_CONFIGS
-    from paperlib.train import DistInfo, GDDObjective, SharedNoise, TrainConfig, configure_backends, ema_update, speed_up
+    from paperlib.batches import SharedNoise
+    from paperlib.config import TrainConfig
+    from paperlib.devices import DistInfo, configure_backends
+    from paperlib.objectives import GDDObjective, speed_up
+    from paperlib.training import ema_update
 
     warnings.simplefilter("ignore")  # random backbone weights are intended here
     t0 = time.perf_counter()

@@ -21,7 +21,7 @@ def run_sampler(width: str, steps: int | None, batch: int, device: str, repeats:
     from paperlib.diffusion import generate
     from paperlib.precond import EDMPrecond, GDDPrecond
     from paperlib.presets import GENERATOR_CONFIGS
-    from paperlib.train import configure_backends
+    from paperlib.devices import configure_backends
 
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -1,11 +1,11 @@
 """Command line: ``python -m paperlib <verb> ...``.
 
 Verbs: ``train`` (a preset, any key overridable), ``sample`` (PNGs + .npz from any checkpoint), ``fid`` (FID, KID,
-precision/recall of a checkpoint against a reference), ``run`` (mini-scale studies: tables, sweeps, the freeze
-ablation, the long budget, the layer study, the evidence protocol's rate sweeps; :mod:`paperlib.studies`),
-``check`` (retrain a sample of the ledger's runs), ``table`` (one dataset's FID table at any scale, the paper's
-included), ``notebook`` (run a notebook with checked parameters), ``strip-notebook`` (a notebook without outputs,
-stdin to stdout: the git filter ``./run_all.sh lab`` sets up), ``featnet`` (retrain the digits feature net),
+precision/recall of a checkpoint against a reference), ``run`` (mini-scale studies: the protocol's rate sweeps,
+tables and freeze ablation, the layer study; :mod:`paperlib.study.registry`), ``check`` (retrain a sample of the
+ledger's runs), ``table`` (one dataset's FID table at any scale: the protocol's at mini, built from its own runs at
+smoke and paper scale), ``notebook`` (run a notebook with checked parameters), ``strip-notebook`` (a notebook in the form git
+keeps, stdin to stdout: :mod:`paperlib.notebook.strip`), ``featnet`` (retrain the digits feature net),
 ``backbones`` (retrain the mini projected discriminator's feature networks), ``convert`` (EDM/GDD pickle ->
 paperlib format), ``convert-cifar10`` (CIFAR-10 python archive -> EDM dataset zip).
 """
@@ -24,11 +24,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from paperlib.checkpoints import CheckpointError, load_network, read_network_file, save_network
 from paperlib.data import DatasetError, convert_cifar10
 from paperlib.diffusion import generate, parse_seeds, to_uint8
-from paperlib.io import atomic_write_bytes
 from paperlib.metrics import MetricError
+from paperlib.store.checkpoints import CheckpointError, load_network, read_network_file, save_network
+from paperlib.store.files import atomic_write_bytes
 
 SAMPLE_FILE = re.compile(r"\d{6,}\.png|samples\.npz")  # what `sample` writes, and all that --overwrite removes
 
@@ -118,20 +118,20 @@ def parse_overrides(tokens: list[str]) -> dict:
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> None:
     from paperlib.presets import preset_config
-    from paperlib.train import train
+    from paperlib.training import train
 
     cfg = preset_config(args.preset, run_dir=args.run_dir, **parse_overrides(extra))
     callback = None
     if args.eval_ref:  # FID at every snapshot (paper scale), to report the best snapshot beside the final one
-        from paperlib.experiments import snapshot_fid_callback
+        from paperlib.evaluation import snapshot_fid_callback
         callback = snapshot_fid_callback(args.eval_ref, args.eval_features, args.eval_feature_weights, args.eval_num)
     try:
         summary = train(cfg, resume=args.resume, progress=not args.no_progress, callback=callback,
                         callback_kimg=cfg.snapshot_kimg)
     except KeyboardInterrupt:
-        from paperlib.rundir import state_paths
+        from paperlib.store.run_folder import RunFolder
 
-        states = state_paths(Path(cfg.run_dir))
+        states = RunFolder(cfg.run_dir).states()
         raise Interrupted(f"{states[-1]} is the newest training state; add --resume to continue from it" if states
                           else f"no training state was written in {cfg.run_dir} yet; the run starts over") from None
     print(json.dumps(summary))
@@ -156,6 +156,7 @@ def cmd_backbones(args: argparse.Namespace) -> None:
 def cmd_fid(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
+    from paperlib.devices import init_distributed
     from paperlib.metrics import (
         Stats,
         build_extractor,
@@ -166,7 +167,6 @@ def cmd_fid(args: argparse.Namespace) -> None:
         fid_from_stats,
         generate_uint8,
     )
-    from paperlib.train import init_distributed
 
     device = torch.device(args.device)
     dinfo = init_distributed(device.type)
@@ -194,32 +194,37 @@ def cmd_fid(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from paperlib.studies import Options, run_studies
+    from paperlib.study.registry import Options, run_studies
 
-    options = Options(datasets=tuple(args.datasets.split(",")), kimg=args.kimg, device=args.device,
-                      workers=args.workers, eval_num=args.eval_num, runs=args.runs, results=args.results,
-                      figures=args.figures)
+    options = Options(datasets=tuple(args.datasets.split(",")), device=args.device, workers=args.workers,
+                      runs=args.runs, results=args.results, figures=args.figures)
     run_studies(args.studies.split(","), options, minutes=args.minutes)
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    from paperlib.studies import CHECK_SAMPLE, Options, check_records
+    from paperlib.study.check import SAMPLE, check_records
 
-    options = Options(device=args.device, workers=args.workers, runs=args.runs, results=args.results)
-    report = check_records(options, tuple(args.records.split(",")) if args.records else CHECK_SAMPLE)
+    report = check_records(args.runs, args.results, args.device, args.workers,
+                           tuple(args.records.split(",")) if args.records else SAMPLE)
     print(f"mini check {'passed' if report['passed'] else 'FAILED'}: {args.results}/mini-check.json")
     if not report["passed"]:
         raise SystemExit(1)
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    from paperlib.tables import TableRequest, build_table, to_markdown
+    from paperlib.study.tables.build import TableRequest, build_table, to_markdown
 
     request = TableRequest(dataset=args.dataset, scale=args.scale, teacher=args.teacher or "", data=args.data or "",
                            feature_weights=args.feature_weights or "", ref=args.ref or "", kimg=args.kimg,
                            device=args.device, gpus=args.gpus, fid_num=args.eval_num or 0, runs=args.runs,
-                           results=args.results, figures=args.figures)
-    print(to_markdown(build_table(request)))
+                           results=args.results, figures=args.figures).validate()
+    if request.scale == "mini":  # the protocol's table, assembled from the ledger
+        from paperlib.study.evidence.tables import assemble_evidence_table
+        from paperlib.study.report import protocol_table_report
+
+        print(protocol_table_report(assemble_evidence_table(request.dataset, request.results)))
+    else:
+        print(to_markdown(build_table(request)))
 
 
 class Interrupted(KeyboardInterrupt):
@@ -235,7 +240,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def config_keys_help() -> str:
     """The train verb's list of config keys: each with its default (before the preset's values) and meaning."""
-    from paperlib.train import TrainConfig
+    from paperlib.config import TrainConfig
 
     lines = ["config keys (--key value; values are read as JSON where they parse; a preset sets many of them):"]
     for name, default, meaning in TrainConfig.key_help():
@@ -313,17 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
     p.set_defaults(func=cmd_fid)
 
-    from paperlib.studies import STUDIES
+    from paperlib.study.registry import STUDIES
 
     p = sub.add_parser("run", help="mini scale: run studies (" + ", ".join(STUDIES) + "): every run they need in one "
                        "pool, what the ledger holds not trained again, then their tables and figures",
                        description="Studies: " + "; ".join(f"{k}: {v.help}" for k, v in STUDIES.items()) + ".")
-    p.add_argument("studies", help="comma-separated, e.g. table or table,sweep,ablation,long")
+    p.add_argument("studies", help="comma-separated, e.g. rates,evidence")
     p.add_argument("--datasets", default="digits", help="comma-separated: digits, digits-cond")
-    p.add_argument("--kimg", type=float, default=0.0, help="image budget per run (0: each study's own)")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0, help="runs trained at once (0: one per core, 6 on a GPU)")
-    p.add_argument("--eval-num", type=int, default=0, help="samples per FID (0: 10,000)")
     p.add_argument("--minutes", type=float, default=0.0, help="start no new run after this long (0: no limit)")
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
@@ -337,21 +340,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("parameters", nargs="*", help="name=value, the value read as YAML (methods=[gdd, gddi], train=true)")
     p.set_defaults(func=cmd_notebook)
 
-    p = sub.add_parser("strip-notebook", help="a notebook without outputs, stdin to stdout (git's clean filter for "
-                       "notebooks/, set up by ./run_all.sh lab)")
+    p = sub.add_parser("strip-notebook", help="a notebook in the form git keeps (no outputs, keys sorted), stdin to "
+                       "stdout: what git's clean filter for notebooks/ does")
     p.set_defaults(func=cmd_strip_notebook)
 
     p = sub.add_parser("check", help="mini scale: retrain a stated sample of the ledger's runs from scratch and compare "
                        "them with their records (bit for bit on the same kind of CPU, else within 3 seed sds)")
-    p.add_argument("--records", default="", help="comma-separated record names (default: one run per method of the "
-                   "unconditional table)")
+    p.add_argument("--records", default="", help="comma-separated record names (default: a rate pilot and the "
+                   "digits table's GDD-I and small-D seed-1 runs)")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("table", help="train/evaluate every row of a dataset's FID table (smoke, mini or paper scale)")
+    p = sub.add_parser("table", help="a dataset's FID table: at mini scale the protocol's, from the ledger; at smoke and "
+                       "paper scale trained and evaluated row by row")
     p.add_argument("--dataset", default="digits", help="digits | digits-cond (smoke, mini); cifar10 | cifar10-cond | "
                    "afhqv2-64 | ffhq-64 | imagenet-64 (paper)")
     p.add_argument("--scale", default="mini", choices=["smoke", "mini", "paper"])
@@ -399,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_notebook(args: argparse.Namespace) -> None:
     import papermill as pm
 
-    from paperlib.notebook_runner import parse_assignments, run_notebook
+    from paperlib.notebook.runner import parse_assignments, run_notebook
 
     try:
         run_notebook(args.name, args.out, parse_assignments(args.parameters))
@@ -413,7 +417,7 @@ class NotebookFailed(Exception):
 
 
 def cmd_strip_notebook(args: argparse.Namespace) -> None:
-    from paperlib.notebook_runner import strip_outputs
+    from paperlib.notebook.strip import strip_outputs
 
     sys.stdout.write(strip_outputs(sys.stdin.read()))
 

@@ -32,7 +32,7 @@ with warnings.catch_warnings():  # a kernel without ipywidgets (papermill's) get
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm  # a widget in JupyterLab, plain text elsewhere
 
-from paperlib.io import resolve_device
+from paperlib.devices import resolve_device
 from paperlib.nets.layers import Conv2d
 from paperlib.precond import GDD_SIGMA, Denoiser, GDDPrecond
 
@@ -291,8 +291,8 @@ def layer_study(teacher: str, generators: dict[str, str], data: str = "digits-8:
     ``batch`` real images from ``data`` (seeded), and compute every statistic of the module doc: returns
     dict(trained, untrained, second_batch: LayerActivations, noise_floor [L, S], comparisons {name: dict},
     summary dict)."""
-    from paperlib.checkpoints import load_network
     from paperlib.data import open_dataset, uint8_to_float
+    from paperlib.store.checkpoints import load_network
 
     net = load_network(teacher)
     if isinstance(net, GDDPrecond):

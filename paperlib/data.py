@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from paperlib.io import atomic_write_bytes
-from paperlib.safe_pickle import RestrictedUnpickler, UnsafePickleError
+from paperlib.store.files import atomic_write_bytes
+from paperlib.store.safe_pickle import RestrictedUnpickler, UnsafePickleError
 
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct as np_reconstruct

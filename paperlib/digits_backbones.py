@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperlib.io import ASSETS
+from paperlib.assets import ASSETS
 
 INPUT_SIZE = 32  # digits are upsampled 4x for these networks, as the paper upsamples CIFAR-10 7x to 224
 DIGITS_BACKBONES = ("digits_vgg", "digits_mbnet")

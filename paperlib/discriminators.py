@@ -22,8 +22,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
-from paperlib.checkpoints import read_class_embedding
 from paperlib.digits_backbones import DIGITS_BACKBONES, load_digits_backbone
+from paperlib.store.checkpoints import read_class_embedding
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BACKBONE_SETS = {  # GDD's --backbone choices used by the paper runs

@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 
 from paperlib.diffusion import edm_sampler, edm_schedule
-from paperlib.integrity import IntegrityError, check_stored_zip, content_digest
-from paperlib.io import atomic_write_bytes, file_sha256, open_no_follow
-from paperlib.protocol import BANK_SEED
-from paperlib.rundir import say
+from paperlib.store.files import atomic_write_bytes, file_sha256, open_no_follow
+from paperlib.store.integrity import IntegrityError, check_stored_zip, content_digest
+from paperlib.store.run_folder import say
 
 SOLVE_BATCH = 256
+# The bank's noises come from one generator seeded here: far from every latent range an evaluation uses.
+BANK_SEED = 2_000_000_000
 
 
 def bank_folder(bank_dir: str, run_dir: str | Path) -> Path:

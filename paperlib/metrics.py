@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from torch import nn
 from tqdm import tqdm
 
-from paperlib.io import ASSETS
+from paperlib.assets import ASSETS
 
 DIGITS_FEATNET = ASSETS / "digits_featnet.safetensors"
 INCEPTION_FILENAME = "inception-2015-12-05.pt"

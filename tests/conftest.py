@@ -39,7 +39,7 @@ def tiny_net():
 def smoke_teacher(tmp_path_factory):
     """A smoke-scale EDM teacher trained for real (a few seconds), shared by the tests that fine-tune one."""
     from paperlib.presets import preset_config
-    from paperlib.train import train
+    from paperlib.training import train
 
     run_dir = tmp_path_factory.mktemp("teacher") / "run"
     train(preset_config("smoke-teacher", run_dir=str(run_dir)), progress=False)

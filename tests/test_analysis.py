@@ -21,7 +21,7 @@ from paperlib.analysis import (
     sigma_grid,
     summarise,
 )
-from paperlib.checkpoints import generator_from_teacher, save_network
+from paperlib.store.checkpoints import generator_from_teacher, save_network
 from paperlib.nets.layers import Conv2d
 from paperlib.precond import build_network
 
@@ -134,7 +134,7 @@ def test_controls_and_generator_comparison(tmp_path, tiny_net):
 
 def test_layer_study_end_to_end_and_bad_input(tmp_path, smoke_teacher):
     teacher_gen = tmp_path / "gen.safetensors"
-    from paperlib.checkpoints import load_network
+    from paperlib.store.checkpoints import load_network
 
     save_network(generator_from_teacher(smoke_teacher), teacher_gen)
     study = layer_study(smoke_teacher, {"GDD": str(teacher_gen)}, num_sigmas=32, batch=16, progress=False)
@@ -154,7 +154,7 @@ def test_layer_study_end_to_end_and_bad_input(tmp_path, smoke_teacher):
 def test_layer_study_reads_edm_pickles(tmp_path, smoke_teacher):
     from edm_pickle import write_edm_pickle
 
-    from paperlib.checkpoints import load_network
+    from paperlib.store.checkpoints import load_network
 
     teacher = load_network(smoke_teacher)
     pkl = write_edm_pickle(teacher, tmp_path / "edm-digits.pkl")

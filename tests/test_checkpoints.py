@@ -11,7 +11,7 @@ from conftest import TINY_ADM, randomize
 from edm_pickle import write_edm_pickle
 
 from paperlib import checkpoints
-from paperlib.checkpoints import (
+from paperlib.store.checkpoints import (
     CheckpointError,
     UnsafePickleError,
     generator_from_teacher,

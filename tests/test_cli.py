@@ -5,7 +5,7 @@ from edm_pickle import write_edm_pickle
 from PIL import Image
 
 from paperlib.__main__ import main
-from paperlib.checkpoints import load_network, save_network
+from paperlib.store.checkpoints import load_network, save_network
 
 
 def test_convert_then_sample_a_teacher(tmp_path, tiny_net, capsys):
@@ -44,7 +44,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
 def test_train_help_lists_every_config_key_with_its_default_and_meaning(capsys):
     import pytest
 
-    from paperlib.train import TrainConfig
+    from paperlib.config import TrainConfig
 
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--help"])
@@ -60,7 +60,7 @@ def test_the_config_file_shows_what_bn_group_sets_and_resume_ignores_it(tmp_path
     import json
 
     from paperlib.presets import preset_config
-    from paperlib.train import train
+    from paperlib.training import train
 
     cfg = preset_config("smoke-gdd", run_dir=str(tmp_path / "run"), teacher=smoke_teacher, total_kimg=0.032,
                         discriminator="projected", bn_group=8, r1_gamma=None, r1_gamma_sum=1e-4,

@@ -11,7 +11,9 @@ from conftest import TINY_ADM, TINY_SONG, randomize
 
 from paperlib.precond import build_network
 from paperlib.presets import preset_config
-from paperlib.train import DistInfo, GDDObjective, configure_backends, train
+from paperlib.devices import DistInfo, configure_backends
+from paperlib.objectives import GDDObjective
+from paperlib.training import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -93,7 +95,7 @@ def test_tf32_channels_last_training_on_cuda_runs(tmp_path, smoke_teacher):
 
 
 def test_one_step_sampling_on_cuda_is_fp32_unless_asked(smoke_teacher):
-    from paperlib.checkpoints import generator_from_teacher
+    from paperlib.store.checkpoints import generator_from_teacher
     from paperlib.diffusion import SeedRandom, generate
 
     configure_backends(CUDA)

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.checkpoints import CheckpointError, read_class_embedding
-from paperlib.discriminator_paths import FastPath, RealFeatureCache, TrainingDiscriminator
+from paperlib.store.checkpoints import CheckpointError, read_class_embedding
+from paperlib.discriminator_training import FastPath, RealFeatureCache, TrainingDiscriminator
 from paperlib.discriminators import GroupBatchNorm2d, ProjectedDiscriminator, RandomBackboneWarning
 
 TINY = dict(backbones=("tf_efficientnet_lite0",), resize=64)  # random weights, small input: seconds on a CPU
@@ -97,7 +97,7 @@ def test_conditional_heads_need_an_explicit_embedding():
 
 def test_conditional_paper_presets_name_the_embedding_file():
     from paperlib.presets import preset_config
-    from paperlib.train import ConfigError
+    from paperlib.config import ConfigError
 
     with pytest.raises(ConfigError, match="class_embedding=/path/to/in_embeddings/tf_efficientnet_lite0.pkl"):
         preset_config("imagenet-64-gddi", teacher="t.pkl", dataset="d.zip")
@@ -213,11 +213,13 @@ def test_compiled_fast_discriminator_runs_each_backbone_whole_and_exact_passes_b
 
 
 def test_fast_discriminator_trains_and_its_r1_takes_the_exact_path(monkeypatch, tmp_path):
-    import paperlib.train as train_module
-    from paperlib.checkpoints import save_network
+    import paperlib.training as train_module
+    from paperlib.store.checkpoints import save_network
     from paperlib.precond import EDMPrecond
     from paperlib.presets import GENERATOR_CONFIGS
-    from paperlib.train import DistInfo, GDDObjective, TrainConfig
+    from paperlib.config import TrainConfig
+    from paperlib.devices import DistInfo
+    from paperlib.objectives import GDDObjective
 
     teacher = str(tmp_path / "teacher.safetensors")
     torch.manual_seed(0)
@@ -266,7 +268,7 @@ def test_digits_backbones_are_shipped_pretrained_and_not_the_fid_network():
 
 def test_projected_discriminator_on_digits_trains_a_smoke_run(tmp_path, smoke_teacher):
     from paperlib.presets import preset_config
-    from paperlib.train import train
+    from paperlib.training import train
 
     D = ProjectedDiscriminator("digits", label_dim=10, class_embedding="random", bn_group=4).train()
     logits = D(torch.rand(8, 1, 8, 8) * 2 - 1, torch.eye(10)[:8])

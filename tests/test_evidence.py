@@ -11,11 +11,11 @@ import pytest
 from scipy import stats as scipy_stats
 
 from paperlib import evidence_plan, protocol
-from paperlib.evidence_runs import choose_rates, rate_jobs
-from paperlib.hypothesis import holm, one_sided_test, power, seeds_needed
-from paperlib.ledger import LedgerError, matching_record, read_record
+from paperlib.study.evidence.rates import choose_rates, rate_jobs
+from paperlib.study.evidence.significance import holm, one_sided_test, power, seeds_needed
+from paperlib.study.ledger import LedgerError, matching_record, read_record
 from paperlib.metrics import near_copy_share
-from paperlib.pool import Job, run_job
+from paperlib.study.pool import Job, run_job
 
 
 def test_one_sided_welch_test_agrees_with_scipy_for_superiority_and_non_inferiority():
@@ -121,7 +121,7 @@ def test_a_run_records_its_own_latents_and_protocol_and_a_diverged_run_is_record
 
 
 def test_verdicts_follow_holm_and_say_no_more_than_the_test():
-    from paperlib.verdicts import FAILS, HOLDS, UNDECIDABLE, UNDECIDED, Side, decide, decide_family, sentence
+    from paperlib.study.evidence.verdicts import FAILS, HOLDS, UNDECIDABLE, UNDECIDED, Side, decide, decide_family, sentence
 
     teacher = Side([2.9, 3.0, 3.1, 2.8, 3.2])
     clear = decide(Side([2.0, 2.1, 1.9, 2.05, 1.95], ["intel"] * 5), teacher, "noninferior", 0.3)
@@ -138,8 +138,8 @@ def test_verdicts_follow_holm_and_say_no_more_than_the_test():
 
 
 def test_the_machine_effect_is_the_kind_of_cpu_changing_the_difference_not_one_side():
-    from paperlib.hypothesis import machine_effect
-    from paperlib.verdicts import Side, decide, decide_family, sentence
+    from paperlib.study.evidence.significance import machine_effect
+    from paperlib.study.evidence.verdicts import Side, decide, decide_family, sentence
 
     kinds = ["intel"] * 4 + ["amd"] * 4
     a = Side([1.0, 1.2, 0.9, 1.1, 2.0, 2.2, 1.9, 2.1], kinds)
@@ -154,8 +154,8 @@ def test_the_machine_effect_is_the_kind_of_cpu_changing_the_difference_not_one_s
 
 
 def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path, smoke_teacher, capsys):
-    from paperlib.evidence_tables import TEACHER_STEPS, evidence_table, table_jobs
-    from paperlib.ledger import teacher_identity, write_record
+    from paperlib.study.evidence.tables import TEACHER_STEPS, evidence_table, table_jobs
+    from paperlib.study.ledger import teacher_identity, write_record
 
     results = tmp_path / "results"
     (results / "evidence" / "digits").mkdir(parents=True)
@@ -195,7 +195,7 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
     assert "the digits evidence copy figure is kept as it is" in capsys.readouterr().out  # no networks here
     import shutil
 
-    from paperlib.evidence_tables import draw_evidence_copies, run_name
+    from paperlib.study.evidence.tables import draw_evidence_copies, run_name
 
     for method, seed in (("gdd", 1), ("gdd", 3), ("gddi", 2), ("gddi", 3)):  # seed 3 is the first with both
         folder = tmp_path / "runs" / run_name("digits", method, 1e-3, seed)  # any digits-shaped network will do
@@ -212,7 +212,7 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
     assert all(c["p_adjusted"] >= c["p"] for c in table["claims"])
     assert [r["row"] for r in table["rows"]][-1] == "GDD-I at its own best rate (NFE 1), lr 0.0003, secondary"
     assert json.loads((results / "evidence" / "digits" / "table.json").read_text())["protocol"] == protocol.EVIDENCE_VERSION
-    from paperlib.report import evidence_markdown
+    from paperlib.study.report import evidence_markdown
 
     text = evidence_markdown(results)
     assert "**digits**: rate sweeps 0 of 32 runs recorded; table 42 of 42 runs" in text and "**holds**" in text
@@ -221,7 +221,7 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
 
 def _write_run_record(results, job, fid, diverged=None):
     """A record as a finished (or diverged) run of ``job`` writes it, with the training-split FID ``fid``."""
-    from paperlib.ledger import run_record, write_record
+    from paperlib.study.ledger import run_record, write_record
 
     metrics = dict(fid=fid, fid_test=fid + 3, kid=0.1, precision=0.8, recall=0.8, memorisation=1.0, copy_share=0.05)
     result = dict(config=job.config(), preset=job.preset, seed=job.overrides["seed"], lr=job.overrides["lr"],
@@ -232,7 +232,7 @@ def _write_run_record(results, job, fid, diverged=None):
 
 
 def test_the_freeze_ablation_chooses_each_policys_rate_on_its_pilots_and_decides_its_two_claims(tmp_path):
-    from paperlib.evidence_ablation import ablation_jobs, ablation_rates, ablation_table, pilot_jobs
+    from paperlib.study.evidence.ablation import ablation_jobs, ablation_rates, ablation_table, pilot_jobs
 
     results = tmp_path / "results"
     pairs = pilot_jobs(results=str(results))
@@ -261,7 +261,7 @@ def test_the_freeze_ablation_chooses_each_policys_rate_on_its_pilots_and_decides
     verdicts = {c["key"]: c["verdict"] for c in table["claims"]}
     assert verdicts == {"stabilises": "holds", "better-at-best": "holds"}
     assert all(c["p_adjusted"] >= c["p"] for c in table["claims"])
-    from paperlib.report import evidence_markdown
+    from paperlib.study.report import evidence_markdown
 
     text = evidence_markdown(results)
     assert "ablation 21 of 21 runs" in text and "| gddi@best = gddi@fixed | 0.001 | 3 |" in text  # same runs, once

@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import load_file
 
 from paperlib.__main__ import main
-from paperlib.checkpoints import load_network
-from paperlib.experiments import best_snapshot, cached_result, teacher_nfe_curve, train_and_evaluate
+from paperlib.store.checkpoints import load_network
+from paperlib.evaluation import best_snapshot, cached_result, teacher_nfe_curve, train_and_evaluate
 from paperlib.metrics import DigitsExtractor, digits_reference
-from paperlib.pool import Job, run_job, run_jobs
+from paperlib.study.pool import Job, run_job, run_jobs
 from paperlib.presets import preset_config
-from paperlib.train import train
+from paperlib.training import train
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
 def test_running_jobs_report_their_latest_fid_during_training(tmp_path):
     """Between finished runs the pool prints each running run's newest FID during training, read from its log; a
     line still being written is skipped, and so is the log of a finished run that is only read back."""
-    from paperlib.pool import _latest_training_fid
+    from paperlib.study.pool import _latest_training_fid
 
     assert _latest_training_fid(str(tmp_path)) is None  # not started
     lines = [dict(kimg=4.0, loss_G=1.0), dict(kimg=8.0, eval_fid=60.5, train_seconds=100.0), dict(kimg=12.0)]
@@ -138,7 +138,7 @@ def test_sigterm_stops_a_study_and_its_workers(tmp_path, smoke_teacher):
     read their results; the study exits as a SIGTERM would end it (status 143)."""
     script = tmp_path / "study.py"
     script.write_text(
-        "from paperlib.pool import Job, run_jobs\n"
+        "from paperlib.study.pool import Job, run_jobs\n"
         "if __name__ == '__main__':\n"
         f"    jobs = [Job(str(seed), 'smoke-gdd', {str(tmp_path)!r} + f'/run{{seed}}', "
         f"dict(teacher={smoke_teacher!r}, seed=seed, total_kimg=1000.0)) for seed in (1, 2)]\n"
@@ -187,7 +187,7 @@ def test_train_command_scores_every_snapshot(tmp_path, smoke_teacher, capsys):
 def test_mini_presets_use_the_rates_their_sweeps_chose():
     """The committed sweeps (results/mini/sweep-*.json) chose the presets' rates on the training-split FID."""
     from paperlib.evidence import chosen_lr, sweep_path
-    from paperlib.io import ROOT
+    from paperlib.assets import ROOT
     from paperlib.presets import MINI_LRS, PRESETS
 
     swept = [(d, m) for d, m in MINI_LRS if sweep_path(ROOT / "results", f"{d}-{m}").exists()]
@@ -208,7 +208,7 @@ def test_run_command_rebuilds_a_study_from_the_ledger_without_training(tmp_path,
     import shutil
 
     from paperlib import pool
-    from paperlib.io import ROOT
+    from paperlib.assets import ROOT
 
     results = tmp_path / "results"
     shutil.copytree(ROOT / "results", results)

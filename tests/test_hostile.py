@@ -21,13 +21,13 @@ from PIL import Image
 
 from paperlib import checkpoints, data, metrics
 from paperlib.__main__ import main
-from paperlib.checkpoints import CheckpointError, load_network, read_network_file, save_network
+from paperlib.store.checkpoints import CheckpointError, load_network, read_network_file, save_network
 from paperlib.data import DatasetError, open_dataset
 from paperlib.instance_bank import load_or_build_bank
 from paperlib.metrics import MetricError, Stats
 from paperlib.presets import preset_config
-from paperlib.rundir import RunError, lock_run_dir, read_log
-from paperlib.train import train
+from paperlib.store.run_folder import RunError, lock_run_dir, read_log
+from paperlib.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -295,7 +295,7 @@ def test_ctrl_c_prints_one_line_naming_the_state_to_resume_from(tmp_path, smoke_
 
 # 8. The NaN stop names a snapshot from before the non-finite steps; samples never mix with older ones.
 def test_the_nan_stop_names_the_last_snapshot_before_the_non_finite_steps(tmp_path, smoke_teacher, monkeypatch):
-    import paperlib.train as train_module
+    import paperlib.training as train_module
 
     calls, real_loss = [], train_module.generator_loss
 

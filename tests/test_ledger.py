@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from paperlib import ledger, pool
-from paperlib.ledger import LedgerError, record_path
-from paperlib.protocol import VERSION
-from paperlib.rundir import RunError, RunFolder, read_log
-from paperlib.studies import Options, check_records
-from paperlib.tables import TableRequest, build_table
+from paperlib.study.ledger import LedgerError, record_path
+from paperlib.study.protocol import VERSION
+from paperlib.store.run_folder import RunError, RunFolder, read_log
+from paperlib.study.registry import Options, check_records
+from paperlib.study.tables.build import TableRequest, build_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,11 +85,11 @@ def test_one_reader_of_the_log_and_every_file_name_in_one_place(tmp_path, capsys
     assert folder.state(320).name == "training-state-000000320.pt" and folder.network.name == "network.safetensors"
     sources = "".join(p.read_text() for p in (ROOT / "paperlib").rglob("*.py") if p.name != "rundir.py")
     for name in ('"metrics.jsonl"', '"result.json"', '"config.json"', "network-snapshot-{", "training-state-{"):
-        assert name not in sources, f"{name} is spelled outside paperlib.rundir"
+        assert name not in sources, f"{name} is spelled outside paperlib.store.run_folder"
 
 
 def test_teacher_identity_is_the_weights_not_the_file(tmp_path, smoke_teacher):
-    from paperlib.checkpoints import load_network, save_network
+    from paperlib.store.checkpoints import load_network, save_network
 
     moved = save_network(load_network(smoke_teacher), tmp_path / "elsewhere.safetensors", extra=dict(note="re-saved"))
     assert Path(moved).read_bytes() != Path(smoke_teacher).read_bytes()
@@ -97,8 +97,8 @@ def test_teacher_identity_is_the_weights_not_the_file(tmp_path, smoke_teacher):
 
 
 def test_the_committed_ledger_rebuilds_the_sweeps_and_the_freeze_ablation(tmp_path, monkeypatch):
-    from paperlib.report import ablation_markdown, sweep_markdown
-    from paperlib.studies import run_studies
+    from paperlib.study.report import ablation_markdown, sweep_markdown
+    from paperlib.study.registry import run_studies
 
     results = tmp_path / "results"
     shutil.copytree(ROOT / "results", results)

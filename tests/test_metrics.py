@@ -155,7 +155,7 @@ def test_bad_inputs(tmp_path, extractor):
 
 
 def test_grids(tmp_path, extractor):
-    from paperlib.grids import nearest_neighbour_figure, save_grid, tile
+    from paperlib.plots.grids import nearest_neighbour_figure, save_grid, tile
 
     train = digits_dataset("train").images
     assert tile(train[:10], nrow=4).shape == (24, 32, 1)
@@ -171,7 +171,7 @@ def test_fid_command_on_a_tiny_generator(tmp_path, capsys):
     import json
 
     from paperlib.__main__ import main
-    from paperlib.checkpoints import save_network
+    from paperlib.store.checkpoints import save_network
     from paperlib.precond import GDDPrecond
     from paperlib.presets import SMOKE_ARCH
 

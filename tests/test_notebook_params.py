@@ -9,8 +9,8 @@ import papermill as pm
 import pytest
 
 from paperlib.__main__ import main
-from paperlib.notebook_params import SPECS, ParameterError, check, setup
-from paperlib.notebook_runner import check_parameters, parse_assignments, strip_outputs
+from paperlib.notebook.params import SPECS, ParameterError, check, setup
+from paperlib.notebook.runner import check_parameters, parse_assignments, strip_outputs
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 

@@ -137,7 +137,7 @@ def test_fid_table_bad_parameters_fail_before_training(tmp_path):
     assert "parameter dataset = 'mnist': 'mnist' not allowed; allowed: digits, " in str(info.value.evalue)
     assert info.value.exec_count == 3  # parameters, injected parameters, then the validation cell
     # the validation cell is one call; the other refusals through that call, without a kernel each
-    from paperlib.notebook_params import setup
+    from paperlib.notebook.params import setup
 
     for parameters, message in [(dict(dataset="cifar10", scale="mini"), "it is a paper-scale dataset"),
                                 (dict(dataset="cifar10", scale="paper"), "paper scale needs teacher=PATH"),
@@ -156,7 +156,7 @@ def test_curves_notebook_without_tables_says_what_to_run(tmp_path):
 
 
 def test_only_the_mini_scale_writes_the_committed_folders():
-    from paperlib.io import output_dirs
+    from paperlib.notebook.params import output_dirs
 
     assert output_dirs("mini") == ("results", "figures")
     assert output_dirs("smoke") == ("runs/smoke/results", "runs/smoke/figures")

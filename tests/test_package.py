@@ -38,7 +38,7 @@ def test_an_installed_copy_finds_its_files_from_another_folder(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     probe = ("import paperlib, pathlib; from paperlib.presets import preset_config; "
-             "from paperlib.metrics import DigitsExtractor; from paperlib.checkpoints import load_network; "
+             "from paperlib.metrics import DigitsExtractor; from paperlib.store.checkpoints import load_network; "
              "cfg = preset_config('digits-gddi'); load_network(cfg.teacher); DigitsExtractor(); "
              "print(pathlib.Path(paperlib.__file__).parent)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.checkpoints import CheckpointError, load_network, network_digest, safe_unpickle, save_network
+from paperlib.store.checkpoints import CheckpointError, load_network, network_digest, safe_unpickle, save_network
 from paperlib.data import DatasetError, open_dataset, write_image_zip
 from paperlib.presets import preset_config
-from paperlib.rundir import RunError, append_log, lock_run_dir, read_log
-from paperlib.train import ConfigError, train
+from paperlib.store.run_folder import RunError, append_log, lock_run_dir, read_log
+from paperlib.config import ConfigError
+from paperlib.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,7 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_gone(tmp_path, sm
     handle.close()
     # A writer killed with SIGKILL leaves no lock behind: the kernel drops it with the process.
     holder = subprocess.Popen([sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); "
-                               f"from paperlib.rundir import lock_run_dir; h = lock_run_dir(__import__('pathlib')."
+                               f"from paperlib.store.run_folder import lock_run_dir; h = lock_run_dir(__import__('pathlib')."
                                f"Path({str(run)!r})); print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
@@ -84,7 +85,7 @@ def test_resume_drops_a_torn_log_line_and_a_full_disk_is_one_error(tmp_path, smo
 
 
 def test_a_failed_state_write_says_which_state_is_kept(tmp_path, smoke_teacher, monkeypatch):
-    import paperlib.rundir as rundir
+    import paperlib.store.run_folder as rundir
 
     run = tmp_path / "run"
     train(smoke(run, smoke_teacher, total_kimg=0.16), progress=False)
@@ -208,7 +209,7 @@ def test_leftover_temporary_files_are_removed_on_the_next_start(tmp_path, smoke_
 
 # 8. Numeric faults.
 def test_a_diverging_run_stops_and_never_writes_non_finite_weights(tmp_path, smoke_teacher, monkeypatch):
-    import paperlib.train as train_module
+    import paperlib.training as train_module
 
     def nan_loss(logits_fake, kind="ns"):
         return logits_fake[0].mean() * float("nan")
@@ -220,7 +221,7 @@ def test_a_diverging_run_stops_and_never_writes_non_finite_weights(tmp_path, smo
 
 
 def test_non_finite_weights_are_never_saved(tmp_path, smoke_teacher):
-    from paperlib.train import _save_network_checked
+    from paperlib.training import _save_network_checked
 
     net = load_network(smoke_teacher)
     with torch.no_grad():
@@ -288,7 +289,7 @@ def test_a_dataset_error_inside_a_loader_worker_is_one_line(tmp_path, smoke_teac
 def test_malformed_pickles_cannot_make_paperlib_allocate(tmp_path):
     memo = tmp_path / "memo.pkl"
     memo.write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 2 ** 27) + b".")  # LONG_BINPUT at index 2^27
-    probe = ("import resource, sys; from paperlib.checkpoints import safe_unpickle; "
+    probe = ("import resource, sys; from paperlib.store.checkpoints import safe_unpickle; "
              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; assert safe_unpickle(sys.argv[1]) is None; "
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
     grown_kib = subprocess.run([sys.executable, "-c", probe, str(memo)], capture_output=True, text=True, check=True,
@@ -345,7 +346,7 @@ def test_non_finite_streaks_count_only_new_steps():
     """A resumed run's earlier sanitised steps are not a streak; a streak ends at the first finite iteration."""
     from types import SimpleNamespace
 
-    from paperlib.train import NonFiniteWatch
+    from paperlib.training import NonFiniteWatch
 
     counter = SimpleNamespace(_sanitized=torch.tensor(5))
     objective = SimpleNamespace(optimizers={"G": counter}, sanitized_tensor=lambda: counter._sanitized.clone())

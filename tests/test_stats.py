@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from paperlib.stats import aggregate_runs, decide, mean_sd, welch_interval
+from paperlib.study.summary import aggregate_runs, decide, mean_sd, welch_interval
 
 
 def test_welch_interval_agrees_with_scipy():

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from paperlib.paper_plan import paper_plan
-from paperlib.protocol import teacher_steps
-from paperlib.report import ablation_markdown, claims, claims_markdown, long_budget_markdown, sweep_markdown, update_readme
-from paperlib.reported import reported_for
-from paperlib.table_format import to_markdown
-from paperlib.tables import TableError, TableRequest, build_table
+from paperlib.study.tables.paper import paper_plan
+from paperlib.study.protocol import teacher_steps
+from paperlib.study.report import ablation_markdown, claims, claims_markdown, long_budget_markdown, sweep_markdown, update_readme
+from paperlib.study.paper_numbers import reported_for
+from paperlib.study.tables.format import to_markdown
+from paperlib.study.tables.build import TableError, TableRequest, build_table
 
 
 def test_requests_are_checked_before_anything_runs(tmp_path):
@@ -144,7 +144,7 @@ def test_ablation_table(tmp_path):
 
 
 def test_ablation_comparisons_use_ratios_so_a_diverged_level_decides():
-    from paperlib.report import ablation_comparisons_markdown
+    from paperlib.study.report import ablation_comparisons_markdown
 
     def level(policy, runs):
         return dict(policy=policy, frozen_fraction=0.5, fid=sum(runs) / 3, fid_runs=runs, fid_test=sum(runs) / 3,

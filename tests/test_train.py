@@ -13,13 +13,14 @@ import pytest
 import torch
 from test_nets import CONFIGS, build_meta
 
-from paperlib.checkpoints import load_network, read_network_file
+from paperlib.store.checkpoints import load_network, read_network_file
 from paperlib.data import write_image_zip
 from paperlib.discriminators import SmallDiscriminator
 from paperlib.freezing import apply_freezing, frozen_parameter_names
 from paperlib.losses import discriminator_loss, generator_loss, instance_loss, r1_penalty
 from paperlib.presets import PRESETS, preset_config
-from paperlib.train import ConfigError, TrainConfig, ema_beta, ema_update, train
+from paperlib.config import ConfigError, TrainConfig
+from paperlib.training import ema_beta, ema_update, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -283,7 +284,8 @@ def test_every_preset_resolves():
 
 
 def test_non_finite_gradients_are_sanitised_and_counted():
-    from paperlib.train import DistInfo, GradientStep
+    from paperlib.devices import DistInfo
+    from paperlib.objectives import GradientStep
 
     p = torch.nn.Parameter(torch.ones(3))
     opt = GradientStep([p], lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
@@ -295,7 +297,8 @@ def test_non_finite_gradients_are_sanitised_and_counted():
 
 
 def test_channels_last_weights_get_gradients_of_their_own_strides():
-    from paperlib.train import DistInfo, GradientStep
+    from paperlib.devices import DistInfo
+    from paperlib.objectives import GradientStep
 
     conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
     opt = GradientStep(conv.parameters(), lr=0.1, betas=[0.0, 0.99], dist_info=DistInfo())
@@ -319,7 +322,8 @@ def test_speed_options_train_to_the_same_weights(tmp_path, smoke_teacher, option
 
 
 def test_speed_up_compiles_the_trained_backbone_only(smoke_teacher):
-    from paperlib.train import DistInfo, GDDObjective, speed_up
+    from paperlib.devices import DistInfo
+    from paperlib.objectives import GDDObjective, speed_up
 
     cfg = preset_config("smoke-gdd", teacher=smoke_teacher, compile=True, channels_last=True)
     objective = GDDObjective(cfg, DistInfo(), None, torch.device("cpu"))
@@ -347,9 +351,9 @@ def test_freeze_ablation_policies_nest_and_gddi_is_level_1():
 
 
 def test_instance_bank_is_cached_per_teacher_and_visited_once_per_epoch(tmp_path, smoke_teacher):
-    from paperlib.checkpoints import load_network
+    from paperlib.store.checkpoints import load_network
     from paperlib.instance_bank import bank_indices, bank_path, load_or_build_bank
-    from paperlib.train import DistInfo
+    from paperlib.devices import DistInfo
 
     teacher = load_network(smoke_teacher)
     bank = load_or_build_bank(teacher, smoke_teacher, 24, 2, tmp_path, "cpu")
@@ -366,15 +370,15 @@ def test_instance_bank_is_cached_per_teacher_and_visited_once_per_epoch(tmp_path
     assert torch.cat(halves).tolist() == epoch[8:16].tolist()  # two processes split the one-process batch
     # the smoke instance preset with a bank trains from it
     from paperlib.presets import preset_config
-    from paperlib.train import train
+    from paperlib.training import train
 
     summary = train(preset_config("smoke-instance", run_dir=str(tmp_path / "run"), teacher=smoke_teacher,
                                   instance_bank=32, total_kimg=0.032), progress=False)
     assert summary["instance_bank"]["size"] == 32 and (tmp_path / Path(summary["instance_bank"]["file"]).name).exists()
     # runs in other folders share one bank folder: the pool builds the bank once before its workers start, and a
     # run then reads it (the folder is where a file lies, not what the run is: its record's config leaves it out)
-    from paperlib.ledger import portable_config
-    from paperlib.pool import Job, build_banks
+    from paperlib.study.ledger import portable_config
+    from paperlib.study.pool import Job, build_banks
 
     shared = tmp_path / "banks"
     jobs = [Job(f"s{s}", "smoke-instance", str(tmp_path / f"r{s}" / "run"), dict(
@@ -390,9 +394,9 @@ def test_instance_bank_is_cached_per_teacher_and_visited_once_per_epoch(tmp_path
 
 def test_mini_run_with_cached_real_features_equals_recomputing_them(tmp_path, monkeypatch):
     """The mini presets' discriminator looks up the training digits' frozen features instead of recomputing them
-    in every D step (paperlib.discriminator_paths.RealFeatureCache): two GDD-I iterations (the
+    in every D step (paperlib.discriminator_training.RealFeatureCache): two GDD-I iterations (the
     second generator step meets the D trained on cached reals) give the generator of the cache switched off, bit for bit."""
-    from paperlib.discriminator_paths import RealFeatureCache
+    from paperlib.discriminator_training import RealFeatureCache
 
     def run(name):
         train(preset_config("digits-gddi", run_dir=str(tmp_path / name), total_kimg=0.128, snapshot_kimg=0.128,
@@ -435,7 +439,7 @@ def test_short_runs_train_to_the_weights_pinned_for_this_kind_of_cpu(tmp_path, s
 
     from safetensors.torch import load_file
 
-    from paperlib.ledger import machine
+    from paperlib.study.ledger import machine
 
     info = machine()
     kind = (info["cpu"], info["cpu_capability"], "amx_tile" in Path("/proc/cpuinfo").read_text(), torch.get_num_threads())

@@ -1,0 +1,87 @@
+"""The mini check: a stated sample of the ledger's runs retrained from scratch beside the ledger, never reading their
+records while training, and compared with what the records say: bit for bit where the record was made on this kind
+of machine (CPU model, torch's CPU capability, thread count), else every metric within :data:`TOLERANCE_SDS` of the
+spread of the record's row over its seeds. ``python -m paperlib check`` (``./run_all.sh mini-check``) runs it."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+from paperlib.store.files import atomic_write_bytes
+from paperlib.study.evidence.ablation import ablation_jobs, pilot_jobs
+from paperlib.study.evidence.rates import rate_jobs
+from paperlib.study.evidence.tables import table_jobs
+from paperlib.study.jobs import Job
+from paperlib.study.ledger import ledger_dir, machine, read_record
+from paperlib.study.pool import default_workers, run_jobs
+from paperlib.study.protocol import MINI_DATASETS
+
+# One run of each kind that needs no instance bank (its 144,000 teacher solutions take an hour to build): a rate pilot
+# (48 kimg), a table's GDD-I run at the common rate and its small-discriminator run (144 kimg); about 45 minutes on
+# 2 CPU cores, two at a time.
+SAMPLE = ("evidence/digits/rates/gdd-lr0.0001/seed101", "evidence/digits/table/gddi-lr0.0003/seed1",
+          "evidence/digits/table/gddi-smalld-lr0.003/seed1")
+METRICS = ("fid", "fid_test", "precision", "recall", "memorisation", "copy_share")
+TOLERANCE_SDS = 3.0
+
+
+def protocol_jobs(runs: str = "runs", results: str = "results", device: str = "auto") -> dict[str, Job]:
+    """Every job of the protocol whose choices are made (rates chosen where its pilots are recorded), by record."""
+    jobs = rate_jobs(MINI_DATASETS, runs, results, device) + [job for _, job in pilot_jobs(runs, results, device)]
+    for more in (lambda: table_jobs(MINI_DATASETS, runs, results, device), lambda: ablation_jobs(runs, results, device)):
+        try:
+            jobs += more()
+        except FileNotFoundError:  # its rates are not chosen yet
+            pass
+    return {job.record: job for job in jobs}
+
+
+def same_machine(record: dict) -> bool:
+    """Whether a record was made on this kind of machine, where a retrained run must equal it bit for bit."""
+    made, here = record.get("machine") or {}, machine()
+    return all(made.get(k) == here[k] for k in ("cpu", "cpu_capability", "threads"))
+
+
+def check_records(runs: str = "runs", results: str = "results", device: str = "auto", workers: int = 0,
+                  names: tuple[str, ...] = SAMPLE, jobs: dict[str, Job] | None = None, log=print) -> dict:
+    """Retrain the runs ``names`` of the ledger from scratch (in ``<runs>/check/``) and compare each with its record
+    (``jobs``: the job of each record name, default :func:`protocol_jobs`). Writes ``<results>/mini-check.json`` and
+    returns it, with ``passed``."""
+    ledger = ledger_dir(results)
+    jobs = protocol_jobs(runs, results, device) if jobs is None else jobs
+    unknown = [n for n in names if n not in jobs or read_record(ledger, n) is None]
+    if unknown:
+        raise ValueError(f"no ledger record of the protocol's runs named {unknown}")
+    fresh = [replace(jobs[n], ledger="", record="", run_dir=str(Path(runs) / "check" / n)) for n in names]
+    retrained = run_jobs(fresh, workers=workers or default_workers(device))
+    checks = [_compare(read_record(ledger, name), result, _row_values(ledger, jobs, name), log)
+              for name, result in zip(names, retrained)]
+    report = dict(machine=machine(), checks=checks, passed=all(c["passed"] for c in checks))
+    atomic_write_bytes(Path(results) / "mini-check.json", json.dumps(report, indent=1).encode())
+    return report
+
+
+def _row_values(ledger: Path, jobs: dict[str, Job], name: str) -> list[dict]:
+    """The recorded evaluations of the row ``name`` belongs to (the records beside it: the other seeds)."""
+    row = name.rsplit("/", 1)[0]
+    records = [read_record(ledger, other) for other in jobs if other.rsplit("/", 1)[0] == row]
+    return [r["evaluation"] for r in records if r is not None and not r.get("diverged")]
+
+
+def _compare(record: dict, result: dict, row: list[dict], log) -> dict:
+    rule = "bit for bit" if same_machine(record) else f"within {TOLERANCE_SDS:g} seed sds"
+    metrics = {}
+    for key in METRICS:
+        recorded, again = record["evaluation"][key], result[key]
+        values = [e[key] for e in row]
+        sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+        ok = again == recorded if rule == "bit for bit" else abs(again - recorded) <= TOLERANCE_SDS * sd
+        metrics[key] = dict(recorded=recorded, retrained=again, row_sd=sd, ok=bool(ok))
+    check = dict(record=record["name"], rule=rule, recorded_on=record.get("machine"),
+                 passed=all(m["ok"] for m in metrics.values()), metrics=metrics)
+    log(f"{record['name']}: {'passed' if check['passed'] else 'FAILED'} ({rule}): "
+        + ", ".join(f"{k} {m['recorded']:.3f} -> {m['retrained']:.3f}" for k, m in metrics.items()))
+    return check

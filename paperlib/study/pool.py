@@ -1,0 +1,157 @@
+"""Many mini-scale training runs at once: seeds, sweeps and the freeze ablation are independent runs, and the
+8x8 networks scale poorly across threads, so a 2-core machine trains two runs side by side with one thread each
+(about 1.3x the throughput of one run on two threads), and a GPU trains several processes at once.
+
+Each finished run prints one progress line (which run, kimg, FID, its time, the estimated time left), and each
+running one a line per FID it records during training (read from its log). A run's numbers depend only on its
+config and its thread count, not on which worker ran it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+import torch
+
+from paperlib.store.run_folder import RunFolder
+from paperlib.study.jobs import Job, run_job
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def build_banks(jobs: list[Job], log=print) -> None:
+    """Build the instance banks that ``jobs`` need and that are not on disk yet, here with every thread of this
+    process, before the pool starts: in a worker one thread would build it while the others wait for its lock."""
+    from paperlib.devices import resolve_device
+    from paperlib.instance_bank import bank_folder, bank_path, load_or_build_bank
+    from paperlib.store.checkpoints import load_network
+
+    for cfg in {job.run_dir: job.config() for job in jobs}.values():
+        if cfg["objective"] != "instance" or not cfg["instance_bank"]:
+            continue
+        folder = bank_folder(cfg["bank_dir"], cfg["run_dir"])
+        if not bank_path(cfg["teacher"], cfg["instance_bank"], cfg["instance_steps"], folder).exists():
+            log(f"building the instance bank of {cfg['instance_bank']:,} teacher solutions in {folder} "
+                f"({torch.get_num_threads()} threads)")
+            load_or_build_bank(load_network(cfg["teacher"]).eval(), cfg["teacher"], cfg["instance_bank"],
+                               cfg["instance_steps"], folder, resolve_device(cfg["device"]))
+
+
+def default_workers(device: str = "auto") -> int:
+    """Runs at once: one per CPU core (one thread each), or 6 processes sharing a GPU."""
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return 6 if cuda else max(1, len(os.sched_getaffinity(0)))
+
+
+def _latest_training_fid(run_dir: str, since: float = 0.0) -> dict | None:
+    """The last metrics line with a FID during training (``eval_fid``) in a run's log, or None (also when the log
+    was last written before ``since``, a ``time.time()``: a finished run being read back, not trained)."""
+    folder = RunFolder(run_dir)
+    if not folder.log.exists() or folder.log.stat().st_mtime < since:
+        return None
+    return next((r for r in reversed(folder.records()) if "eval_fid" in r), None)
+
+
+def _run_unless_late(job: Job, deadline: float | None) -> dict | None:
+    """:func:`run_job`, or None without starting when ``deadline`` (a ``time.time()``) has passed: the
+    executor hands a worker its next job before the running one ends, so the deadline is checked where it starts."""
+    return None if deadline is not None and time.time() > deadline else run_job(job)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # the exit status a default SIGTERM death gives
+
+
+@contextmanager
+def _sigterm_as_exit():
+    """Inside, SIGTERM raises SystemExit in this (main) thread, so ``kill PID`` stops the pool through its
+    error path, which terminates the workers: the default action kills this process alone, and its spawned
+    workers would go on training with no one to read their results. Outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda line: print(line, flush=True),
+             deadline: float | None = None, poll_seconds: float = 30.0) -> list[dict | None]:
+    """Run ``jobs`` on ``workers`` processes (``threads`` torch threads each; ``workers=1`` runs them here, one after
+    the other, with this process's thread setting) and return their results in the order of ``jobs``. Jobs start in
+    list order; after ``deadline`` (a ``time.time()``) no new job starts, and those not started return None. Every
+    ``poll_seconds`` the running jobs' logs are read, and each FID during training they recorded since is printed."""
+    started = time.perf_counter()
+    results: list[dict | None] = [job.recorded() for job in jobs]  # recorded runs are done: no worker needed
+    for i, r in enumerate(results):
+        if r is not None:
+            results[i] = dict(r, from_ledger=True)
+    todo = [i for i, r in enumerate(results) if r is None]
+
+    def report(i: int) -> None:
+        r = results[i]
+        line = (f"{jobs[i].label}: {r['kimg']:g} kimg, FID {r['fid']:.2f} (held-out {r['fid_test']:.2f}), "
+                if r.get("fid") is not None else f"{jobs[i].label}: diverged at {r['kimg']:g} kimg, ")
+        if r.get("from_ledger"):
+            log(f"[recorded] {line}from its ledger record")
+            return
+        trained = sum(results[j] is not None for j in todo)
+        left = (time.perf_counter() - started) / trained * (len(todo) - trained)
+        log(f"[{trained}/{len(todo)}] {line}trained in {r['train_seconds']:.0f} s; about {left / 60:.0f} min left")
+
+    for i in range(len(jobs)):
+        if results[i] is not None:
+            report(i)
+    if workers <= 1 or len(todo) <= 1:
+        for i in todo:
+            results[i] = _run_unless_late(jobs[i], deadline)
+            if results[i] is None:
+                break
+            report(i)
+        return results
+    build_banks([jobs[i] for i in todo], log)
+    context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
+    with _sigterm_as_exit():
+        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+        try:
+            pending = {pool.submit(_run_unless_late, jobs[i], deadline): i for i in todo}
+            seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
+            wall_start = time.time()
+            waiting = set(pending)
+            while waiting:
+                done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    i = pending[future]
+                    results[i] = future.result()
+                    if results[i] is not None:
+                        report(i)
+                for future in waiting:  # between finished runs: each running one's FID during training, when new
+                    i = pending[future]
+                    latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
+                    if latest is not None and latest["kimg"] != seen.get(i):
+                        seen[i] = latest["kimg"]
+                        log(f"  {jobs[i].label}: {latest['kimg']:g} kimg, FID {latest['eval_fid']:.2f} during training "
+                            f"({jobs[i].curve_num:,} samples), {latest['train_seconds'] / 60:.0f} min of training")
+        except BaseException:
+            # One failed run stops the others at once (their states stay on disk for a resume): its error is the one
+            # to read, and waiting for runs of many minutes would hide it. The executor has no public way to stop
+            # running workers before Python 3.14, hence its process table.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+    late = sum(results[i] is None for i in todo)
+    if late:
+        log(f"deadline reached: {late} runs not started")
+    return results

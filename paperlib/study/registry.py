@@ -1,0 +1,93 @@
+"""The mini-scale studies, in one registry. Each study declares its training runs (jobs for the pool, each with its
+ledger record where it has one) and its summary (what it writes from them); ``python -m paperlib run NAME[,NAME...]``
+trains every run of the named studies in one pool (what the ledger already holds is not trained again; unfinished
+runs resume), then writes the summary of each study whose runs are all done. ``./run_all.sh`` calls it.
+
+Studies: ``rates`` and ``evidence`` (the protocol's rate sweeps and tables, :mod:`paperlib.study.evidence.rates`,
+:mod:`paperlib.study.evidence.tables`), ``freeze-rates`` and ``freeze-evidence`` (its freeze ablation,
+:mod:`paperlib.study.evidence.ablation`), and ``layers`` (the layer-activation study, :mod:`paperlib.study.layers`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from paperlib.study.evidence.ablation import ablation_jobs, ablation_rates, ablation_table, pilot_jobs
+from paperlib.study.evidence.rates import rate_jobs, rates_summary
+from paperlib.study.evidence.tables import table_jobs, write_evidence_table
+from paperlib.study.jobs import Job
+from paperlib.study.layers import LAYER_SIZES, compute_layer_study, generator_jobs
+from paperlib.study.pool import default_workers, run_jobs
+from paperlib.study.protocol import MINI_DATASETS
+
+
+@dataclass
+class Options:
+    """What every study is run with (the ``run`` verb's options)."""
+
+    datasets: tuple = ("digits",)
+    device: str = "auto"
+    workers: int = 0            # runs at once (0: one per CPU core, 6 on a GPU)
+    runs: str = "runs"
+    results: str = "results"
+    figures: str = "figures"
+
+
+@dataclass(frozen=True)
+class Study:
+    help: str
+    jobs: Callable[[Options], list[Job]]
+    summarise: Callable[[Options], object]
+
+
+STUDIES = {
+    "rates": Study("the protocol's rate sweeps: every table method on one grid of rates, 2 pilot seeds, choosing GDD's "
+                   "and GDD-I's common rate and each method's own",
+                   lambda o: rate_jobs(o.datasets, o.runs, o.results, o.device),
+                   lambda o: rates_summary(o.datasets, o.runs, o.results, o.device)),
+    "evidence": Study("the protocol's tables at 144 kimg, at the rates the sweeps chose, seeds by power, with every "
+                      "claim's verdict (needs the rates study)",
+                      lambda o: table_jobs(o.datasets, o.runs, o.results, o.device),
+                      lambda o: [write_evidence_table(d, o.runs, o.results, o.device, o.figures) for d in o.datasets]),
+    "freeze-rates": Study("the protocol's freeze-ablation pilots (digits): every freezing policy on the grid of rates, "
+                          "2 pilot seeds, choosing each policy's best rate",
+                          lambda o: [job for _, job in pilot_jobs(o.runs, o.results, o.device)],
+                          lambda o: ablation_rates(o.runs, o.results, o.device)),
+    "freeze-evidence": Study("the protocol's freeze ablation (digits, 48 kimg, 3 seeds per policy at its best rate, "
+                             "'none' and 'gddi' also at 1e-3) and its two verdicts (needs freeze-rates)",
+                             lambda o: ablation_jobs(o.runs, o.results, o.device),
+                             lambda o: ablation_table(o.results)),
+    "layers": Study("the layer-activation study on each dataset's teacher and the GDD and GDD-I networks of the mini "
+                    "presets (seed 1, trained where this checkout lacks them)",
+                    lambda o: [job for d in o.datasets for job in generator_jobs(d, "mini", o.runs, o.device)],
+                    lambda o: [compute_layer_study(d, "mini", o.results, o.figures, device=o.device, runs=o.runs,
+                                                   **LAYER_SIZES["mini"]) for d in o.datasets]),
+}
+
+
+def run_studies(names: list[str], options: Options, minutes: float = 0.0, log=print) -> list[str]:
+    """Train every run of the studies ``names`` in one pool (the ledger's records first; no new run starts after
+    ``minutes``, 0 = no limit), then write the summary of each study whose runs all finished. Returns the studies
+    summarised; run again to go on with the others."""
+    unknown = sorted(set(names) - set(STUDIES))
+    if unknown:
+        raise ValueError(f"unknown studies {unknown}; expected some of {', '.join(STUDIES)}")
+    bad = sorted(set(options.datasets) - set(MINI_DATASETS))
+    if bad:
+        raise ValueError(f"datasets {bad}: expected some of {', '.join(MINI_DATASETS)}")
+    by_study = {name: STUDIES[name].jobs(options) for name in names}
+    jobs = list({job.run_dir: job for name in names for job in by_study[name]}.values())
+    deadline = time.time() + 60 * minutes if minutes else None
+    finished = {job.run_dir for job, r in zip(jobs, run_jobs(jobs, workers=options.workers or default_workers(
+        options.device), deadline=deadline)) if r is not None}
+    done = []
+    for name in names:
+        if all(job.run_dir in finished for job in by_study[name]):
+            STUDIES[name].summarise(options)
+            done.append(name)
+            log(f"study {name}: written under {options.results}/ and {options.figures}/")
+        else:
+            log(f"study {name}: not every run finished before the deadline; run the command again to go on")
+    return done
