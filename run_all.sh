@@ -1,32 +1,27 @@
 #!/usr/bin/env bash
 # Reproduce the results at one scale: ./run_all.sh [MODE] [name=value ...]; or open the notebooks: ./run_all.sh lab
 #
-# Idempotent set-up first (a cached virtual environment keyed on pyproject.toml); then the notebooks run through
-# `python -m paperlib notebook` (papermill, kernel python3, every parameter name and value checked against the
-# notebook before it starts) with the chosen scale: the FID table (at mini scale from the run records committed in
-# results/ledger/, training only the runs they lack, 3 seeds per trained row, one run per CPU core), the training
-# curves, the layer-activation study (computed, training the two networks it needs when this checkout lacks them)
-# and the final tables, which also refresh README.md, RESULTS.md and PROTOCOL.md at mini scale. The other mini modes
-# run one study of `python -m paperlib run` (paperlib.study.registry), then the final tables. Executed notebooks are kept
-# under notebooks/executed/ (mini, committed) or results/notebooks/; at mini scale figures go to figures/ and numbers
-# to results/ (both committed); other scales write them under runs/<scale>/ instead.
-#   smoke          every notebook on tiny networks, in about two minutes: tests the code, not the method
-#   mini           the unconditional digits table (the README's main results), its curves, the layer study, tables
-#   mini-cond      the class-conditional digits table, then the tables again
-#   mini-sweep     the learning-rate sweeps that chose the mini presets' rates (results/mini/sweep-*.json)
-#   mini-ablation  the freeze ablation: FID against the generator's frozen fraction, 3 seeds per level
-#   mini-long      the unconditional table's GDD and GDD-I runs at 144 kimg, the paper's number of passes
+# Idempotent set-up first (a cached virtual environment keyed on pyproject.toml, and git's clean filter for the
+# notebooks); then the notebooks run through `python -m paperlib notebook` (papermill, kernel python3, every
+# parameter name and value checked against the notebook before it starts). Executed notebooks are kept under
+# notebooks/executed/ (mini, committed) or results/notebooks/; at mini scale figures go to figures/ and numbers to
+# results/ (both committed); other scales write them under runs/<scale>/ instead.
+#   smoke          every notebook on tiny networks, in a few minutes: tests the code, not the method
+#   mini           the mini-scale results from the run records committed in results/ledger/: the layer study
+#                  (computed, training the two networks it needs where this checkout lacks them), each dataset's
+#                  protocol table (training only the runs the ledger lacks), the training curves, and the generated
+#                  sections of README.md, RESULTS.md and PROTOCOL.md
+#   mini-evidence  the protocol's runs (PROTOCOL.md), resumable across days and machines (--minutes N: stop
+#                  starting runs after N minutes), then its tables and verdicts
 #   mini-check     a stated sample of the ledger's runs retrained from scratch and compared with their records
-#   mini-evidence  the evidence protocol's runs (PROTOCOL.md), resumable across days and machines (--minutes N: stop
-#                  starting runs after N minutes)
 #   paper          one dataset's table at paper scale, from the files you bring (PAPER_SCALE.md)
-#   lab            JupyterLab on notebooks/ in this environment, notebooks kept free of outputs in git
+#   lab            JupyterLab at the repository root in this environment (as root too)
 # Extra name=value arguments become notebook parameters (read as YAML values: methods='[gdd, gddi]'), e.g.:
 #   ./run_all.sh paper dataset=cifar10 teacher=edm-cifar10-32x32-uncond-ve.pkl data=cifar10-32x32.zip \
 #       feature_weights=inception-2015-12-05.pt ref=fid-refs/cifar10-32x32.npz gpus=8
 set -euo pipefail
 cd "$(dirname "$0")"
-modes="smoke|mini|mini-cond|mini-sweep|mini-ablation|mini-long|mini-check|mini-evidence|paper|lab"
+modes="smoke|mini|mini-evidence|mini-check|paper|lab"
 scale="${1:-mini}"
 shift || true
 if [[ ! "|$modes|" == *"|$scale|"* ]]; then
@@ -35,14 +30,13 @@ if [[ ! "|$modes|" == *"|$scale|"* ]]; then
 fi
 params=("$@")
 venv="$(bash scripts/setup_env.sh)"
+bash scripts/notebook_filter.sh
 export MPLBACKEND=Agg PATH="$venv/bin:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [[ "$scale" == lab ]]; then
-  # Notebooks stay output-free in git: a clean filter strips outputs and per-machine metadata on `git add`
-  # (the executed copies are committed under notebooks/executed/, which the filter leaves alone).
-  git config filter.paperlib-notebook.clean "$venv/bin/python -m paperlib strip-notebook"
-  git config filter.paperlib-notebook.smudge cat
   unset MPLBACKEND  # inline figures in the notebooks
-  exec jupyter lab --notebook-dir="$PWD" "$PWD/notebooks" "${params[@]}"
+  root_flag=()
+  [[ "$(id -u)" == 0 ]] && root_flag=(--allow-root)  # a container's user
+  exec jupyter lab --ServerApp.root_dir="$PWD" "${root_flag[@]}" "${params[@]}"
 fi
 # Executed notebooks: the mini ones are committed (notebooks/executed/, so a reader sees the results inside them
 # without running anything); other scales' stay in the ignored results/notebooks/.
@@ -60,31 +54,25 @@ case "$scale" in
   paper)
     notebook fid_table "paper" scale=paper "${params[@]}"
     notebook tables "paper" scale=paper ;;
-  mini-sweep)  # 16 kimg per run (a third of the table's budget), seed 0, chosen on the training-split FID
-    python -m paperlib run sweep --datasets digits,digits-cond --kimg 16 ;;
   mini-check)
     python -m paperlib check ;;
   mini-evidence)  # the rate sweeps first: the tables' and the freeze ablation's rates are chosen from them
     python -m paperlib run rates,freeze-rates --datasets digits,digits-cond "${params[@]}"
-    python -m paperlib run evidence,freeze-evidence --datasets digits,digits-cond "${params[@]}" ;;
-  mini-ablation|mini-long)
-    python -m paperlib run "${scale#mini-}"
+    python -m paperlib run evidence,freeze-evidence --datasets digits,digits-cond "${params[@]}"
     notebook tables "mini" ;;
-  mini-cond)
-    notebook fid_table "digits-cond-mini" scale=mini dataset=digits-cond train=true "${params[@]}"
-    notebook tables "mini" ;;
-  smoke|mini)
-    datasets=(digits)
-    [[ "$scale" == smoke ]] && datasets=(digits digits-cond)
-    # At mini the layer study goes first: it trains the table's seed-1 GDD and GDD-I networks a clone lacks (from the
-    # committed table), so that the table's sample grids and copy figure are drawn from networks; at smoke the table
-    # it reads is made first.
-    [[ "$scale" == mini ]] && notebook layer_activation "$scale" scale="$scale" compute=true
-    for dataset in "${datasets[@]}"; do
-      notebook fid_table "$dataset-$scale" scale="$scale" dataset="$dataset" train=true "${params[@]}"
+  mini)
+    notebook layer_activation "mini" compute=true
+    for dataset in digits digits-cond; do
+      notebook fid_table "$dataset-mini" dataset="$dataset" train=true "${params[@]}"
     done
-    notebook training_curves "$scale" scale="$scale"
-    [[ "$scale" == smoke ]] && notebook layer_activation "$scale" scale="$scale" compute=true
-    notebook tables "$scale" scale="$scale" ;;
+    notebook training_curves "mini"
+    notebook tables "mini" ;;
+  smoke)
+    for dataset in digits digits-cond; do
+      notebook fid_table "$dataset-smoke" scale=smoke dataset="$dataset" "${params[@]}"
+    done
+    notebook layer_activation "smoke" scale=smoke compute=true
+    notebook training_curves "smoke" scale=smoke
+    notebook tables "smoke" scale=smoke ;;
 esac
 echo "run_all.sh $scale finished in $(( $(date +%s) - start )) s"

@@ -24,8 +24,8 @@ def run_loader(path: str, workers: int, batch: int, batches: int) -> dict:
     """Images/s of ``batches`` global batches from ``path`` with ``workers`` loader processes (child process)."""
     import torch
 
-    from paperlib.data import open_dataset
     from paperlib.batches import BatchStream
+    from paperlib.data import open_dataset
     from paperlib.devices import DistInfo
 
     torch.set_num_threads(1)  # the loop's own thread count is the trainer's business; workers decode in parallel

@@ -26,9 +26,9 @@ def run_variant(width: str, variant: str, batch: int, repeats: int, device: str)
     """Time one width in one variant (in a child process): seconds per batch and per image, peak memory."""
     import torch
 
+    from paperlib.devices import configure_backends
     from paperlib.precond import GDDPrecond
     from paperlib.presets import GENERATOR_CONFIGS
-    from paperlib.devices import configure_backends
 
     torch.manual_seed(0)
     dev = torch.device(device)

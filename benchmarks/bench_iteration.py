@@ -56,14 +56,14 @@ def run_iterations(width: str, freeze_level: int, device: str, iterations: int, 
 
     import torch
 
-    from paperlib.store.checkpoints import save_network
-    from paperlib.data import digits_dataset
-    from paperlib.precond import EDMPrecond
-    from paperlib.presets import GENERATOR_CONFIGS
     from paperlib.batches import SharedNoise
     from paperlib.config import TrainConfig
+    from paperlib.data import digits_dataset
     from paperlib.devices import DistInfo, configure_backends
     from paperlib.objectives import GDDObjective, speed_up
+    from paperlib.precond import EDMPrecond
+    from paperlib.presets import GENERATOR_CONFIGS
+    from paperlib.store.checkpoints import save_network
     from paperlib.training import ema_update
 
     warnings.simplefilter("ignore")  # random backbone weights are intended here

@@ -18,10 +18,10 @@ def run_sampler(width: str, steps: int | None, batch: int, device: str, repeats:
     """Images/s of one-step generation (steps None) or Heun with ``steps`` steps (child process)."""
     import torch
 
+    from paperlib.devices import configure_backends
     from paperlib.diffusion import generate
     from paperlib.precond import EDMPrecond, GDDPrecond
     from paperlib.presets import GENERATOR_CONFIGS
-    from paperlib.devices import configure_backends
 
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -4,5 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 venv="$(bash scripts/setup_env.sh)"
+bash scripts/notebook_filter.sh
 export MPLBACKEND=Agg PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 exec "$venv/bin/python" -m pytest -q "$@"

@@ -1,4 +1,3 @@
-import json
 import os
 import sys
 
@@ -62,26 +61,3 @@ def main_here(capsys):
 
     return run
 
-
-@pytest.fixture
-def assert_same_table_rows():
-    """Check a rebuilt table's rows against the committed ones. Local paths and the columns added since are left
-    out. Rows from run records must match exactly; the real-data rows are recomputed here from the digits, so on
-    another kind of CPU they match only within float rounding (relative 1e-6, or 1e-6 absolute for values near 0)."""
-    local = ("checkpoint", "run_dir", "run_dirs", "progress", "copy_share")
-
-    def check(rows: list[dict], committed: list[dict]) -> None:
-        # through JSON as the committed file went, so tuples compare as lists
-        strip = lambda rs: [{k: v for k, v in r.items() if k not in local} for r in json.loads(json.dumps(rs))]
-        got, want = strip(rows), strip(committed)
-        assert [r["row"] for r in got] == [r["row"] for r in want]
-        for g, w in zip(got, want):
-            if w["kind"] != "real":
-                assert g == w, w["row"]
-                continue
-            assert g.keys() == w.keys(), w["row"]
-            for key, value in w.items():
-                close = isinstance(value, float) and g[key] == pytest.approx(value, rel=1e-6, abs=1e-6)
-                assert close or g[key] == value, f"{w['row']}: {key} {g[key]!r} != {value!r}"
-
-    return check

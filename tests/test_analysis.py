@@ -21,9 +21,9 @@ from paperlib.analysis import (
     sigma_grid,
     summarise,
 )
-from paperlib.store.checkpoints import generator_from_teacher, save_network
 from paperlib.nets.layers import Conv2d
 from paperlib.precond import build_network
+from paperlib.store.checkpoints import generator_from_teacher, save_network
 
 
 def conv_keys(config):

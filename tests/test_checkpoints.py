@@ -10,7 +10,8 @@ import torch
 from conftest import TINY_ADM, randomize
 from edm_pickle import write_edm_pickle
 
-from paperlib import checkpoints
+from paperlib.precond import GDDPrecond, build_network
+from paperlib.store import checkpoints
 from paperlib.store.checkpoints import (
     CheckpointError,
     UnsafePickleError,
@@ -19,7 +20,6 @@ from paperlib.store.checkpoints import (
     read_network_pickle,
     save_network,
 )
-from paperlib.precond import GDDPrecond, build_network
 
 
 def assert_same_weights(a, b):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import TINY_ADM, TINY_SONG, randomize
 
-from paperlib.precond import build_network
-from paperlib.presets import preset_config
 from paperlib.devices import DistInfo, configure_backends
 from paperlib.objectives import GDDObjective
+from paperlib.precond import build_network
+from paperlib.presets import preset_config
 from paperlib.training import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -95,8 +95,8 @@ def test_tf32_channels_last_training_on_cuda_runs(tmp_path, smoke_teacher):
 
 
 def test_one_step_sampling_on_cuda_is_fp32_unless_asked(smoke_teacher):
-    from paperlib.store.checkpoints import generator_from_teacher
     from paperlib.diffusion import SeedRandom, generate
+    from paperlib.store.checkpoints import generator_from_teacher
 
     configure_backends(CUDA)
     net = generator_from_teacher(smoke_teacher).to(CUDA)

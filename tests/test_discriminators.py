@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.store.checkpoints import CheckpointError, read_class_embedding
 from paperlib.discriminator_training import FastPath, RealFeatureCache, TrainingDiscriminator
 from paperlib.discriminators import GroupBatchNorm2d, ProjectedDiscriminator, RandomBackboneWarning
+from paperlib.store.checkpoints import CheckpointError, read_class_embedding
 
 TINY = dict(backbones=("tf_efficientnet_lite0",), resize=64)  # random weights, small input: seconds on a CPU
 
@@ -96,8 +96,8 @@ def test_conditional_heads_need_an_explicit_embedding():
 
 
 def test_conditional_paper_presets_name_the_embedding_file():
-    from paperlib.presets import preset_config
     from paperlib.config import ConfigError
+    from paperlib.presets import preset_config
 
     with pytest.raises(ConfigError, match="class_embedding=/path/to/in_embeddings/tf_efficientnet_lite0.pkl"):
         preset_config("imagenet-64-gddi", teacher="t.pkl", dataset="d.zip")
@@ -213,13 +213,13 @@ def test_compiled_fast_discriminator_runs_each_backbone_whole_and_exact_passes_b
 
 
 def test_fast_discriminator_trains_and_its_r1_takes_the_exact_path(monkeypatch, tmp_path):
-    import paperlib.training as train_module
-    from paperlib.store.checkpoints import save_network
-    from paperlib.precond import EDMPrecond
-    from paperlib.presets import GENERATOR_CONFIGS
+    import paperlib.objectives as objectives_module
     from paperlib.config import TrainConfig
     from paperlib.devices import DistInfo
     from paperlib.objectives import GDDObjective
+    from paperlib.precond import EDMPrecond
+    from paperlib.presets import GENERATOR_CONFIGS
+    from paperlib.store.checkpoints import save_network
 
     teacher = str(tmp_path / "teacher.safetensors")
     torch.manual_seed(0)
@@ -231,8 +231,8 @@ def test_fast_discriminator_trains_and_its_r1_takes_the_exact_path(monkeypatch, 
         warnings.simplefilter("ignore", RandomBackboneWarning)
         objective = GDDObjective(cfg, DistInfo(), None, torch.device("cpu"))
     modes = []
-    original_r1 = train_module.r1_loss
-    monkeypatch.setattr(train_module, "r1_loss", lambda D, *a: (modes.append(D._exact), original_r1(D, *a))[1])
+    original_r1 = objectives_module.r1_loss
+    monkeypatch.setattr(objectives_module, "r1_loss", lambda D, *a: (modes.append(D._exact), original_r1(D, *a))[1])
     before = [p.detach().clone() for p in objective.net.parameters()]
     flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     gen = torch.Generator().manual_seed(1)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from paperlib import evidence_plan, protocol
+from paperlib.metrics import near_copy_share
+from paperlib.study import protocol
+from paperlib.study.evidence import plan as evidence_plan
 from paperlib.study.evidence.rates import choose_rates, rate_jobs
 from paperlib.study.evidence.significance import holm, one_sided_test, power, seeds_needed
+from paperlib.study.jobs import Job, run_job
 from paperlib.study.ledger import LedgerError, matching_record, read_record
-from paperlib.metrics import near_copy_share
-from paperlib.study.pool import Job, run_job
 
 
 def test_one_sided_welch_test_agrees_with_scipy_for_superiority_and_non_inferiority():
@@ -43,16 +44,18 @@ def test_power_follows_the_normal_limit_and_seeds_needed_is_the_first_count_that
 
 
 def test_no_two_runs_or_teacher_ranges_share_a_latent_and_every_seed_is_drawn_as_stored():
+    from paperlib.instance_bank import BANK_SEED
+
     p = protocol
     evaluations = [p.eval_latents(s) for s in p.PILOT_SEEDS]
     evaluations += [p.table_latents(d, m, lr, s) for d in p.MINI_DATASETS for m, _, _ in p.TABLE_ROWS
                     for lr in p.RATE_GRID for s in p.TABLE_SEEDS]
     evaluations += [p.ablation_latents(policy, lr, s) for policy in p.ABLATION_POLICIES for lr in p.RATE_GRID
-                    for s in p.ABLATION_SEEDS_V2]
+                    for s in p.ABLATION_SEEDS]
     evaluations += [p.teacher_latents(d, row, k) for d in p.MINI_DATASETS for row in ("teacher1", "teacher35")
                     for k in range(p.TEACHER_RANGES)]
     spans = evaluations + [range(p.curve_latent_start(e), p.curve_latent_start(e) + p.CURVE_NUM) for e in evaluations]
-    spans.append(range(p.BANK_SEED, p.BANK_SEED + 1))  # the bank's one generator: its seed's first draw
+    spans.append(range(BANK_SEED, BANK_SEED + 1))  # the bank's one generator: its seed's first draw
     assert all(span.stop <= p.SEED_WRAP for span in spans)  # SeedRandom draws seed % 2**32
     ordered = sorted(spans, key=lambda r: r.start)
     for x, y in itertools.pairwise(ordered):
@@ -64,6 +67,7 @@ def test_the_freeze_ablation_names_the_policies_freezing_knows():
 
     assert protocol.ABLATION_POLICIES == tuple(FREEZE_POLICIES)
     assert protocol.PILOT_PROTOCOL == "351e22ca5ea3"  # the first version, committed before any run: the pilots' rules
+    assert protocol.EVIDENCE_VERSION == "559edbcfd97e"  # with Amendment 1: every table, range and ablation run
 
 
 def test_rates_are_chosen_on_training_fid_with_diverged_pilots_out_and_ties_to_the_lower_rate():
@@ -154,8 +158,9 @@ def test_the_machine_effect_is_the_kind_of_cpu_changing_the_difference_not_one_s
 
 
 def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path, smoke_teacher, capsys):
-    from paperlib.study.evidence.tables import TEACHER_STEPS, evidence_table, table_jobs
-    from paperlib.study.ledger import teacher_identity, write_record
+    from paperlib.store.checkpoints import weights_identity
+    from paperlib.study.evidence.tables import TEACHER_STEPS, table_jobs, write_evidence_table
+    from paperlib.study.ledger import write_record
 
     results = tmp_path / "results"
     (results / "evidence" / "digits").mkdir(parents=True)
@@ -186,10 +191,11 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
             fid = (900.0 if row == "teacher1" else 2.5) + 0.2 * rng.standard_normal()
             write_record(results / "ledger", dict(
                 ledger=1, name=f"evidence/digits/{row}/range{k}", protocol=protocol.EVIDENCE_VERSION,
-                teacher=teacher_identity(teacher),
+                teacher=weights_identity(teacher),
                 steps=steps, ranges=[dict(latents=[span.start, span.stop - 1], fid=fid, fid_test=fid + 3, kid=0.1,
                                           precision=0.8, recall=0.9, memorisation=1.0, copy_share=0.05)]))
-    table = evidence_table("digits", results=str(results), figures=str(tmp_path / "figures"), runs=str(tmp_path / "runs"))
+    table = write_evidence_table("digits", results=str(results), figures=str(tmp_path / "figures"),
+                                 runs=str(tmp_path / "runs"))
     for name in ("evidence_curves_digits.png", "evidence_discriminator_digits.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 0
     assert "the digits evidence copy figure is kept as it is" in capsys.readouterr().out  # no networks here
@@ -227,7 +233,7 @@ def _write_run_record(results, job, fid, diverged=None):
     result = dict(config=job.config(), preset=job.preset, seed=job.overrides["seed"], lr=job.overrides["lr"],
                   eval_start=job.eval_start, num=job.eval_num, kimg=48, train_seconds=1.0, frozen_fraction=0.5,
                   **({} if diverged else metrics))
-    record = dict(run_record(job.record, result, protocol=job.protocol), machine=dict(cpu="x", cpu_capability="y"))
+    record = dict(run_record(job.record, result, None, protocol=job.protocol), machine=dict(cpu="x", cpu_capability="y"))
     write_record(results / "ledger", dict(record, diverged=diverged) if diverged else record)
 
 

@@ -19,13 +19,14 @@ import torch
 from edm_pickle import Persistent, _fake_torch_utils
 from PIL import Image
 
-from paperlib import checkpoints, data, metrics
+from paperlib import data, metrics
 from paperlib.__main__ import main
-from paperlib.store.checkpoints import CheckpointError, load_network, read_network_file, save_network
 from paperlib.data import DatasetError, open_dataset
 from paperlib.instance_bank import load_or_build_bank
 from paperlib.metrics import MetricError, Stats
 from paperlib.presets import preset_config
+from paperlib.store import checkpoints
+from paperlib.store.checkpoints import CheckpointError, load_network, read_network_file, save_network
 from paperlib.store.run_folder import RunError, lock_run_dir, read_log
 from paperlib.training import train
 
@@ -230,7 +231,7 @@ def test_an_edited_wrong_or_truncated_instance_bank_is_rebuilt_never_used(tmp_pa
     edits = {
         "its content does not match its digest": lambda bank: bank["target"].add_(1),
         r"its target is float32 \[4, 1, 8, 8\]; expected float32 \[8, 1, 8, 8\]":
-            lambda bank: bank.update(target=bank["target"][:4], digest=__import__("paperlib").integrity.content_digest(
+            lambda bank: bank.update(target=bank["target"][:4], digest=__import__("paperlib.store.integrity").store.integrity.content_digest(
                 {k: (v[:4] if k == "target" else v) for k, v in bank.items() if k != "digest"})),
     }
     for why, edit in edits.items():
@@ -295,14 +296,14 @@ def test_ctrl_c_prints_one_line_naming_the_state_to_resume_from(tmp_path, smoke_
 
 # 8. The NaN stop names a snapshot from before the non-finite steps; samples never mix with older ones.
 def test_the_nan_stop_names_the_last_snapshot_before_the_non_finite_steps(tmp_path, smoke_teacher, monkeypatch):
-    import paperlib.training as train_module
+    import paperlib.objectives as objectives_module
 
-    calls, real_loss = [], train_module.generator_loss
+    calls, real_loss = [], objectives_module.generator_loss
 
     def loss_going_nan(logits_fake, kind="ns"):
         calls.append(1)
         return real_loss(logits_fake, kind) * (float("nan") if len(calls) > 3 else 1.0)
-    monkeypatch.setattr(train_module, "generator_loss", loss_going_nan)
+    monkeypatch.setattr(objectives_module, "generator_loss", loss_going_nan)
     run = tmp_path / "run"  # batch 16: snapshots every 2 steps, NaN from step 4 (nimg 64) on, stop after 5 in a row
     with pytest.raises(RunError, match="the last snapshot taken before the non-finite steps began is "
                                        r".*network-snapshot-000000032\.safetensors"):

@@ -1,5 +1,6 @@
 """The ledger of run records: written by every finished run, read instead of retraining, refused when it holds
-another config or mixes protocol versions, and enough to rebuild the committed tables without any run folder."""
+another config or mixes protocol versions, retrained and compared by the mini check, and enough to rebuild every
+committed protocol file byte for byte without any run folder."""
 
 import json
 import shutil
@@ -7,68 +8,84 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import ledger, pool
-from paperlib.study.ledger import LedgerError, record_path
-from paperlib.study.protocol import VERSION
 from paperlib.store.run_folder import RunError, RunFolder, read_log
-from paperlib.study.registry import Options, check_records
-from paperlib.study.tables.build import TableRequest, build_table
+from paperlib.study import pool
+from paperlib.study.check import check_records
+from paperlib.study.jobs import Job, run_job
+from paperlib.study.ledger import LedgerError, record_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_smoke_table_records_its_runs_and_is_rebuilt_from_the_records_alone(tmp_path, monkeypatch):
-    request = dict(dataset="digits", scale="smoke", methods=["gdd"], runs=str(tmp_path / "runs"),
-                   results=str(tmp_path / "results"), figures=str(tmp_path / "figures"), workers=1)
-    first = build_table(TableRequest(**request))
-    path = record_path(tmp_path / "results" / "ledger", "smoke/digits/smoke-gdd/seed1")
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    """Every protocol study summarised again from a copy of the committed ledger and rates alone (nothing may train):
+    the copy's root, with results/, figures/ and runs/."""
+    from paperlib.study.registry import Options, run_studies
+
+    root = tmp_path_factory.mktemp("rebuilt")
+    shutil.copytree(ROOT / "results" / "ledger", root / "results" / "ledger")
+    for rates in (ROOT / "results" / "evidence").glob("*/*rates.json"):  # chosen by the pilots, kept as committed
+        (root / rates.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(rates, root / rates.relative_to(ROOT))
+    real_run_job = pool.run_job
+    pool.run_job = lambda job: pytest.fail(f"{job.label} was trained")
+    try:
+        options = Options(datasets=("digits", "digits-cond"), runs=str(root / "runs"), results=str(root / "results"),
+                          figures=str(root / "figures"), workers=1)
+        studies = ["rates", "evidence", "freeze-rates", "freeze-evidence"]
+        assert run_studies(studies, options) == studies
+    finally:
+        pool.run_job = real_run_job
+    return root
+
+
+def test_the_committed_ledger_rebuilds_every_committed_protocol_file_byte_for_byte(rebuilt):
+    committed = sorted(p.relative_to(ROOT) for p in (ROOT / "results" / "evidence").rglob("*.json"))
+    assert committed == sorted(p.relative_to(rebuilt) for p in (rebuilt / "results" / "evidence").rglob("*.json"))
+    for path in committed:
+        assert (rebuilt / path).read_bytes() == (ROOT / path).read_bytes(), path
+    for name in ("curves", "discriminator"):  # the copy figures need the networks, which a ledger does not hold
+        for dataset in ("digits", "digits-cond"):
+            figure = Path("figures") / f"evidence_{name}_{dataset}.png"
+            assert (rebuilt / figure).read_bytes() == (ROOT / figure).read_bytes(), figure
+    assert not (rebuilt / "runs").exists() or not any((rebuilt / "runs").rglob("network.safetensors"))
+
+
+def test_a_table_never_mixes_protocol_versions(rebuilt):
+    from paperlib.study.evidence.tables import assemble_evidence_table
+
+    path = record_path(rebuilt / "results" / "ledger", "evidence/digits/table/gdd-lr0.0003/seed2")
     record = json.loads(path.read_text())
-    assert record["protocol"] == VERSION and record["evaluation"]["latents"] == [0, 99]
+    path.write_text(json.dumps(dict(record, protocol="0123456789ab")))
+    try:
+        with pytest.raises(LedgerError, match=r"the digits evidence table would mix records of protocol versions"):
+            assemble_evidence_table("digits", str(rebuilt / "results"))
+    finally:
+        path.write_text(json.dumps(record))
+
+
+def test_the_check_retrains_a_record_bit_for_bit_and_names_what_differs(tmp_path, smoke_teacher):
+    ledger = tmp_path / "results" / "ledger"
+    job = Job("smoke", "smoke-gdd", str(tmp_path / "runs" / "one"), dict(teacher=smoke_teacher, total_kimg=0.16),
+              eval_num=100, ledger=str(ledger), record="evidence/x/row/seed1", protocol="test-v")
+    run_job(job)
+    path = record_path(ledger, job.record)
+    record = json.loads(path.read_text())
     assert record["config"]["teacher"].startswith("weights:") and "run_dir" not in record["config"]
     assert record["machine"]["cpu_capability"] and record["machine"]["threads"] >= 1 and record["code"]
-    assert record["curve"]["num"] == 100 and len(record["curve"]["kimg"]) == len(record["curve"]["fid"]) == 2
-    teacher = record_path(tmp_path / "results" / "ledger", "smoke/digits/teacher/nfe35")
-    assert json.loads(teacher.read_text())["ranges"][0]["latents"] == [0, 99]
-
-    options = Options(scale="smoke", runs=request["runs"], results=request["results"], workers=1)
-    assert check_records(options, ("smoke/digits/smoke-gdd/seed1",))["passed"]  # retrained: bit for bit
-    tampered = dict(record, evaluation=dict(record["evaluation"], fid=record["evaluation"]["fid"] + 1e-9))
-    path.write_text(json.dumps(tampered))
-    report = check_records(options, ("smoke/digits/smoke-gdd/seed1",))
-    assert not report["passed"] and report["checks"][0]["rule"] == "bit for bit"
-    assert [k for k, m in report["checks"][0]["metrics"].items() if not m["ok"]] == ["fid"]
-    path.write_text(json.dumps(record))
-
-    shutil.rmtree(tmp_path / "runs" / "smoke" / "digits" / "smoke-gdd")  # the runs are gone, the records stay
-    monkeypatch.setattr(pool, "run_job", lambda job: pytest.fail(f"{job.label} was trained again"))
-    again = build_table(TableRequest(**request))
-    assert [r.get("fid_runs") for r in again["rows"]] == [r.get("fid_runs") for r in first["rows"]]
-    assert again["rows"][6]["curve"] == first["rows"][6]["curve"]
-
+    common = dict(runs=str(tmp_path / "runs"), results=str(tmp_path / "results"), workers=1, names=(job.record,),
+                  jobs={job.record: job})
+    report = check_records(**common)
+    assert report["passed"] and report["checks"][0]["rule"] == "bit for bit"  # retrained in runs/check/, not read
+    assert json.loads((tmp_path / "results" / "mini-check.json").read_text())["passed"]
+    path.write_text(json.dumps(dict(record, evaluation=dict(record["evaluation"], fid=record["evaluation"]["fid"] + 1e-9))))
+    report = check_records(**common)
+    assert not report["passed"] and [k for k, m in report["checks"][0]["metrics"].items() if not m["ok"]] == ["fid"]
     record["config"]["lr"], record["config_hash"] = 0.5, "edited"  # another config under the run's name
     path.write_text(json.dumps(record))
     with pytest.raises(LedgerError, match=r"seed1.json holds this run with another config \(lr: 0.5 -> "):
-        build_table(TableRequest(**request))
-
-
-def test_a_table_never_mixes_protocol_versions(tmp_path):
-    results = tmp_path / "results"
-    shutil.copytree(ROOT / "results" / "ledger", results / "ledger")
-    path = record_path(results / "ledger", "mini/digits/digits-gdd/seed2")
-    path.write_text(json.dumps(dict(json.loads(path.read_text()), protocol="0123456789ab")))
-    with pytest.raises(LedgerError, match=r"the digits mini table would mix records of protocol versions"):
-        build_table(TableRequest(dataset="digits", scale="mini", runs=str(tmp_path / "runs"), results=str(results),
-                                 figures=str(tmp_path / "figures"), workers=1))
-
-
-def test_the_committed_ledger_rebuilds_the_committed_table(tmp_path, assert_same_table_rows):
-    results = tmp_path / "results"
-    shutil.copytree(ROOT / "results" / "ledger", results / "ledger")
-    table = build_table(TableRequest(dataset="digits", scale="mini", runs=str(tmp_path / "runs"), results=str(results),
-                                     figures=str(tmp_path / "figures"), workers=1))
-    committed = json.loads((ROOT / "results" / "digits" / "mini" / "table.json").read_text())
-    assert_same_table_rows(table["rows"], committed["rows"])
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("network.safetensors"))
+        run_job(job)
 
 
 def test_one_reader_of_the_log_and_every_file_name_in_one_place(tmp_path, capsys):
@@ -78,35 +95,20 @@ def test_one_reader_of_the_log_and_every_file_name_in_one_place(tmp_path, capsys
     assert folder.records() == [{"nimg": 16, "eval_fid": 3.0, "kimg": 0.016}]  # a live run's last line: skipped
     assert folder.log.read_text().endswith('"ev') and capsys.readouterr().out == ""  # and the file left alone
     assert read_log(folder.log) == folder.records() and folder.log.read_text().endswith("}\n")  # the writer repairs
+    assert folder.curve() == dict(kimg=[0.016], fid=[3.0])
     folder.log.write_text('{"nimg": 16}\n[1, 2]\n')
     with pytest.raises(RunError, match="line 2: a JSON list, not a record"):
         folder.records()
     assert folder.snapshot(320).name == "network-snapshot-000000320.safetensors"
     assert folder.state(320).name == "training-state-000000320.pt" and folder.network.name == "network.safetensors"
-    sources = "".join(p.read_text() for p in (ROOT / "paperlib").rglob("*.py") if p.name != "rundir.py")
+    sources = "".join(p.read_text() for p in (ROOT / "paperlib").rglob("*.py") if p.name != "run_folder.py")
     for name in ('"metrics.jsonl"', '"result.json"', '"config.json"', "network-snapshot-{", "training-state-{"):
         assert name not in sources, f"{name} is spelled outside paperlib.store.run_folder"
 
 
 def test_teacher_identity_is_the_weights_not_the_file(tmp_path, smoke_teacher):
-    from paperlib.store.checkpoints import load_network, save_network
+    from paperlib.store.checkpoints import load_network, save_network, weights_identity
 
     moved = save_network(load_network(smoke_teacher), tmp_path / "elsewhere.safetensors", extra=dict(note="re-saved"))
     assert Path(moved).read_bytes() != Path(smoke_teacher).read_bytes()
-    assert ledger.teacher_identity(str(moved)) == ledger.teacher_identity(smoke_teacher)
-
-
-def test_the_committed_ledger_rebuilds_the_sweeps_and_the_freeze_ablation(tmp_path, monkeypatch):
-    from paperlib.study.report import ablation_markdown, sweep_markdown
-    from paperlib.study.registry import run_studies
-
-    results = tmp_path / "results"
-    shutil.copytree(ROOT / "results", results)
-    for path in (*(results / "mini").glob("sweep-*.json"), results / "digits" / "mini" / "freeze_ablation.json"):
-        path.unlink()  # made again from the records alone
-    monkeypatch.setattr(pool, "run_job", lambda job: pytest.fail(f"{job.label} was trained"))
-    common = dict(runs=str(tmp_path / "runs"), results=str(results), figures=str(tmp_path / "figures"), workers=1)
-    assert run_studies(["sweep"], Options(datasets=("digits", "digits-cond"), kimg=16, **common)) == ["sweep"]
-    assert run_studies(["ablation"], Options(**common)) == ["ablation"]
-    assert sweep_markdown(results / "mini") == sweep_markdown(ROOT / "results" / "mini")
-    assert ablation_markdown(results) == ablation_markdown(ROOT / "results")
+    assert weights_identity(str(moved)) == weights_identity(smoke_teacher)

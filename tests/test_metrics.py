@@ -171,9 +171,9 @@ def test_fid_command_on_a_tiny_generator(tmp_path, capsys):
     import json
 
     from paperlib.__main__ import main
-    from paperlib.store.checkpoints import save_network
     from paperlib.precond import GDDPrecond
     from paperlib.presets import SMOKE_ARCH
+    from paperlib.store.checkpoints import save_network
 
     torch.manual_seed(0)
     save_network(GDDPrecond(img_resolution=8, img_channels=1, **SMOKE_ARCH), tmp_path / "g")

@@ -73,7 +73,7 @@ def layer_run(smoke_run):
     """layer_activation.ipynb at smoke scale on the smoke table's runs; the tables notebook reads its results."""
     root, paths = smoke_run
     run("layer_activation", root, dataset="digits", scale="smoke", compute=True, results_dir=paths["results_dir"],
-        figures_dir=paths["figures_dir"])
+        figures_dir=paths["figures_dir"], runs_dir=paths["runs_dir"])
     return smoke_run
 
 
@@ -98,25 +98,22 @@ def test_training_curves_and_tables_notebooks(layer_run):
     root, paths = layer_run
     run("training_curves", root, datasets=["digits"], scale="smoke", results_dir=paths["results_dir"],
         figures_dir=paths["figures_dir"])
-    curves = json.loads((root / "results" / "smoke" / "training_curves.json").read_text())
-    assert set(curves["digits"]) == {"GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)",
-                                     "GDD-I, small from-scratch D (ablation) (NFE 1)"}
-    for curve in curves["digits"].values():
+    table = json.loads((root / "results" / "digits" / "smoke" / "table.json").read_text())
+    for row in (r for r in table["rows"] if r.get("curve")):
+        curve = row["curve"]
         assert curve["kimg"] == [0.16, 0.32] and all(math.isfinite(v) for v in curve["fid"] + curve["fid_test"])
     for name in ("training_curves_digits_smoke.png", "progress_digits_smoke_gddi.png", "figure1a_smoke.png"):
         assert (root / "figures" / name).stat().st_size > 0
 
     readme = root / "README.md"
-    readme.write_text("intro\n<!-- results:digits-smoke -->\nSTALE-TABLE\n<!-- /results:digits-smoke -->\n"
-                      "<!-- results:claims -->\n<!-- /results:claims -->\n<!-- results:layers -->\n<!-- /results:layers -->\nend\n")
+    readme.write_text("intro\n<!-- results:claims -->\nSTALE\n<!-- /results:claims -->\nend\n")
     run("tables", root, scale="smoke", results_dir=paths["results_dir"], figures_dir=paths["figures_dir"],
         readme=str(readme))
-    text = readme.read_text()
-    assert "STALE-TABLE" not in text and "| GDD-I (NFE 1) |" in text and text.endswith("end\n")
-    assert "Rule, fixed before the runs" in text and "no verdicts; smoke runs test the code" in text
-    assert "The claim that layers are activated differently" in text  # from the layer_run fixture's results
+    assert "STALE" in readme.read_text()  # only the mini scale writes the documents' generated sections
     assert (root / "figures" / "table_digits_smoke.png").stat().st_size > 0
-    assert "### digits (smoke scale)" in (root / "figures" / "tables.md").read_text()
+    gathered = (root / "figures" / "tables.md").read_text()
+    assert "### digits (smoke scale)" in gathered and "| GDD-I (NFE 1) |" in gathered
+    assert "The claim that layers are activated differently" in gathered  # from the layer_run fixture's results
 
     # At smoke and paper scale, left at its defaults, the tables notebook never touches the committed files: with
     # tables it writes under its own folders, without any it stops before writing.
@@ -151,7 +148,7 @@ def test_fid_table_bad_parameters_fail_before_training(tmp_path):
 def test_curves_notebook_without_tables_says_what_to_run(tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as info:
         run("training_curves", tmp_path, datasets=["digits"], scale="mini", results_dir=str(tmp_path))
-    assert "run notebooks/fid_table.ipynb with dataset='digits'" in str(info.value.evalue)
+    assert "run python -m paperlib run evidence --datasets digits first" in str(info.value.evalue)
 
 
 
@@ -163,30 +160,27 @@ def test_only_the_mini_scale_writes_the_committed_folders():
     assert output_dirs("paper", "results", "/data/figs") == ("runs/paper/results", "/data/figs")
 
 
-def test_notebooks_at_their_defaults_on_the_committed_results(tmp_path, assert_same_table_rows):
-    """A fresh clone has the committed mini results and run records but no runs/: every notebook runs at its
-    defaults without an error output (into a copy, so the repository is not touched): fid_table builds the committed
-    table from the records (it trains nothing), training_curves and tables draw from those files alone, and
-    layer_activation shows the committed study (its networks are not in a clone)."""
+def test_run_all_of_every_notebook_at_its_defaults_writes_nothing_that_differs(tmp_path):
+    """A fresh clone has the committed results, figures, documents and run records but no runs/: every notebook runs
+    at its defaults without an error (from a copy of those files, so the repository is not touched), trains nothing,
+    and leaves every file as committed: fid_table assembles the protocol's table from the records, layer_activation
+    shows the committed study, training_curves and tables draw and write from the committed files alone."""
     import shutil
 
     root = NOTEBOOKS.parent
-    shutil.copytree(root / "results", tmp_path / "results", ignore=shutil.ignore_patterns("notebooks"))
-    dirs = dict(results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"))
-    committed = (tmp_path / "results" / "digits" / "mini" / "table.json").read_bytes()
-    out = run("fid_table", tmp_path, runs_dir=str(tmp_path / "runs"), **dirs)  # no runs: shows, does not train
-    printed = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.outputs)
-    assert "12 of 12 runs are recorded" in printed and "built from the run records" in printed
-    rebuilt = json.loads((tmp_path / "results" / "digits" / "mini" / "table.json").read_bytes())
-    assert_same_table_rows(rebuilt["rows"], json.loads(committed)["rows"])
-    assert not (tmp_path / "runs").exists()
-    run("training_curves", tmp_path, **dirs)
-    assert (tmp_path / "figures" / "training_curves_digits_mini.png").stat().st_size > 0
-    assert (tmp_path / "figures" / "progress_digits_mini_gddi.png").stat().st_size > 0
-    run("tables", tmp_path, readme="", **dirs)
-    assert "### digits (mini scale)" in (tmp_path / "figures" / "tables.md").read_text()
-    shutil.copytree(root / "figures", tmp_path / "figures", dirs_exist_ok=True)
-    out = run("layer_activation", tmp_path, **dirs)
-    printed = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.outputs)
-    assert "showing the study written before" in printed
-    assert not [o for c in out.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+    kept = ["results", "figures", "README.md", "RESULTS.md", "PROTOCOL.md"]
+    for name in kept:
+        (shutil.copytree if (root / name).is_dir() else shutil.copy)(root / name, tmp_path / name)
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    (tmp_path / "executed").mkdir()
+    printed = {}
+    for name in ("fid_table", "layer_activation", "training_curves", "tables"):
+        out = run(name, tmp_path, tmp_path / "executed")
+        assert not [o for c in out.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
+        printed[name] = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.outputs)
+    assert "47 of 47 runs recorded" in printed["fid_table"] and "nothing was trained or written" in printed["fid_table"]
+    assert "**holds**" in printed["fid_table"] and "showing the study written before" in printed["layer_activation"]
+    shutil.rmtree(tmp_path / "executed")
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert sorted(after) == sorted(before) and not (tmp_path / "runs").exists()
+    assert [p for p in before if after[p] != before[p]] == []

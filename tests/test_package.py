@@ -28,7 +28,7 @@ def wheel(tmp_path_factory):
 
 def test_the_wheel_ships_the_mini_assets(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for path in SHIPPED + ["paperlib/rundir.py", "paperlib/nets/songunet.py"]:
+    for path in SHIPPED + ["paperlib/store/run_folder.py", "paperlib/study/evidence/tables.py", "paperlib/nets/songunet.py"]:
         assert path in names, path
     assert not [n for n in names if n.startswith(("tests/", "notebooks/", "results/"))]
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.store.checkpoints import CheckpointError, load_network, network_digest, safe_unpickle, save_network
+from paperlib.config import ConfigError
 from paperlib.data import DatasetError, open_dataset, write_image_zip
 from paperlib.presets import preset_config
+from paperlib.store.checkpoints import CheckpointError, load_network, network_digest, safe_unpickle, save_network
 from paperlib.store.run_folder import RunError, append_log, lock_run_dir, read_log
-from paperlib.config import ConfigError
 from paperlib.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,25 +209,25 @@ def test_leftover_temporary_files_are_removed_on_the_next_start(tmp_path, smoke_
 
 # 8. Numeric faults.
 def test_a_diverging_run_stops_and_never_writes_non_finite_weights(tmp_path, smoke_teacher, monkeypatch):
-    import paperlib.training as train_module
+    import paperlib.objectives as objectives_module
 
     def nan_loss(logits_fake, kind="ns"):
         return logits_fake[0].mean() * float("nan")
     run = tmp_path / "run"
-    monkeypatch.setattr(train_module, "generator_loss", nan_loss)
+    monkeypatch.setattr(objectives_module, "generator_loss", nan_loss)
     with pytest.raises(RunError, match=r"stopped at .* kimg: 5 iterations in a row had NaN/inf gradients"):
         train(smoke(run, smoke_teacher, total_kimg=0.32, log_kimg=0.016, max_nonfinite_steps=5), progress=False)
     assert not (run / "network.safetensors").exists()
 
 
 def test_non_finite_weights_are_never_saved(tmp_path, smoke_teacher):
-    from paperlib.training import _save_network_checked
+    from paperlib.store.run_folder import RunFolder
 
     net = load_network(smoke_teacher)
     with torch.no_grad():
         next(net.parameters())[0] = float("nan")
     with pytest.raises(RunError, match="not written, the EMA network has NaN/inf weights; the last good snapshot is s.x"):
-        _save_network_checked(net, tmp_path / "n.safetensors", {}, Path("s.x"))
+        RunFolder(tmp_path).write_network(net, tmp_path / "n.safetensors", {}, Path("s.x"))
     assert not (tmp_path / "n.safetensors").exists()
 
 

@@ -42,11 +42,11 @@ _DIRS = dict(results_dir=Param("results", "str"), figures_dir=Param("figures", "
 
 SPECS: dict[str, dict[str, Param]] = {
     "fid_table": dict(
-        dataset=Param("digits", "str", DATASETS), scale=Param("mini", "str", SCALES), teacher=Param("", "str"),
+        dataset=Param("digits", "str", DATASETS), scale=Param("mini", "str", SCALES), train=Param(False, "bool"),
+        device=Param("auto", "str", DEVICES), workers=Param(0, "int", least=0), teacher=Param("", "str"),
         data=Param("", "str"), feature_weights=Param("", "str"), ref=Param("", "str"),
-        kimg=Param(0.0, "float", least=0), device=Param("auto", "str", DEVICES), gpus=Param(1, "int", least=1),
-        fid_num=Param(0, "int", least=0), seeds=Param([], "list"), train=Param(False, "bool"),
-        workers=Param(0, "int", least=0), methods=Param([m for _, m in METHODS], "list", tuple(m for _, m in METHODS)),
+        kimg=Param(0.0, "float", least=0), gpus=Param(1, "int", least=1), fid_num=Param(0, "int", least=0),
+        seeds=Param([], "list"), methods=Param([m for _, m in METHODS], "list", tuple(m for _, m in METHODS)),
         released=Param({}, "dict"), backbone_weights=Param({}, "dict"), class_embedding=Param("", "str"),
         runs_dir=Param("runs", "str"), **_DIRS),
     "layer_activation": dict(

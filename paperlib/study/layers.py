@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from paperlib.analysis import AnalysisError, layer_study, study_json
+from paperlib.analysis import layer_study, study_json
 from paperlib.assets import MINI_TEACHERS
 from paperlib.plots.activation import plot_generators, plot_heatmaps, plot_similarity
 from paperlib.store.files import atomic_write_bytes
@@ -96,21 +96,3 @@ def compute_layer_study(dataset: str, scale: str, results_dir: str = "results", 
     atomic_write_bytes(out["numbers"], json.dumps(numbers).encode())
     return dict(numbers=numbers, summary=study["summary"], figures=figures, numbers_path=out["numbers"])
 
-
-def layer_study_or_committed(p) -> tuple[dict, str]:
-    """What layer_activation.ipynb shows for its checked parameters ``p`` (:func:`paperlib.notebook.params.setup`):
-    the study computed when ``p.compute``, else the numbers and figures written before (the committed ones on a
-    fresh clone). Returns (dict as :func:`compute_layer_study`'s, a line saying which it is)."""
-    if p.compute:
-        done = compute_layer_study(p.dataset, p.scale, p.results_dir, p.figures_dir, p.teacher, p.generators, p.data,
-                                   p.num_sigmas, p.sigma_min, p.sigma_max, p.batch, p.device, p.runs_dir)
-        return done, f"computed now; numbers in {done['numbers_path']}"
-    out = layer_outputs(p.dataset, p.scale, p.results_dir, p.figures_dir)
-    if not out["numbers"].exists():
-        raise AnalysisError(f"no earlier study at {out['numbers']}: set compute = True to compute it (it trains its "
-                            f"seed-1 GDD and GDD-I networks where this checkout lacks them)")
-    numbers = json.loads(out["numbers"].read_text())
-    figures = {name: path for name, path in out["figures"].items() if path.exists()}
-    return (dict(numbers=numbers, summary=numbers["summary"], figures=figures, numbers_path=out["numbers"]),
-            f"showing the study written before ({out['numbers']}); set compute = True to compute it again (it trains "
-            f"the networks this checkout lacks)")

@@ -85,73 +85,87 @@ def _sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Progress:
+    """The results of a list of jobs as they come, each reported in one line as it arrives."""
+
+    def __init__(self, jobs: list[Job], log):
+        self.jobs, self.log, self.started = jobs, log, time.perf_counter()
+        recorded = [job.recorded() for job in jobs]  # recorded runs are done: no worker needed
+        self.results: list[dict | None] = [None if r is None else dict(r, from_ledger=True) for r in recorded]
+        self.todo = [i for i, r in enumerate(self.results) if r is None]
+
+    def arrived(self, i: int, result: dict | None) -> None:
+        self.results[i] = result
+        if result is not None:
+            self.report(i)
+
+    def report(self, i: int) -> None:
+        r, label = self.results[i], self.jobs[i].label
+        line = (f"{label}: {r['kimg']:g} kimg, FID {r['fid']:.2f} (held-out {r['fid_test']:.2f}), "
+                if r.get("fid") is not None else f"{label}: diverged at {r['kimg']:g} kimg, ")
+        if r.get("from_ledger"):
+            self.log(f"[recorded] {line}from its ledger record")
+            return
+        trained = sum(self.results[j] is not None for j in self.todo)
+        left = (time.perf_counter() - self.started) / trained * (len(self.todo) - trained)
+        self.log(f"[{trained}/{len(self.todo)}] {line}trained in {r['train_seconds']:.0f} s; about {left / 60:.0f} "
+                 f"min left")
+
+
 def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda line: print(line, flush=True),
              deadline: float | None = None, poll_seconds: float = 30.0) -> list[dict | None]:
     """Run ``jobs`` on ``workers`` processes (``threads`` torch threads each; ``workers=1`` runs them here, one after
     the other, with this process's thread setting) and return their results in the order of ``jobs``. Jobs start in
     list order; after ``deadline`` (a ``time.time()``) no new job starts, and those not started return None. Every
     ``poll_seconds`` the running jobs' logs are read, and each FID during training they recorded since is printed."""
-    started = time.perf_counter()
-    results: list[dict | None] = [job.recorded() for job in jobs]  # recorded runs are done: no worker needed
-    for i, r in enumerate(results):
-        if r is not None:
-            results[i] = dict(r, from_ledger=True)
-    todo = [i for i, r in enumerate(results) if r is None]
-
-    def report(i: int) -> None:
-        r = results[i]
-        line = (f"{jobs[i].label}: {r['kimg']:g} kimg, FID {r['fid']:.2f} (held-out {r['fid_test']:.2f}), "
-                if r.get("fid") is not None else f"{jobs[i].label}: diverged at {r['kimg']:g} kimg, ")
-        if r.get("from_ledger"):
-            log(f"[recorded] {line}from its ledger record")
-            return
-        trained = sum(results[j] is not None for j in todo)
-        left = (time.perf_counter() - started) / trained * (len(todo) - trained)
-        log(f"[{trained}/{len(todo)}] {line}trained in {r['train_seconds']:.0f} s; about {left / 60:.0f} min left")
-
+    progress = _Progress(jobs, log)
     for i in range(len(jobs)):
-        if results[i] is not None:
-            report(i)
-    if workers <= 1 or len(todo) <= 1:
-        for i in todo:
-            results[i] = _run_unless_late(jobs[i], deadline)
-            if results[i] is None:
+        if progress.results[i] is not None:
+            progress.report(i)
+    if workers <= 1 or len(progress.todo) <= 1:
+        for i in progress.todo:
+            progress.arrived(i, _run_unless_late(jobs[i], deadline))
+            if progress.results[i] is None:
                 break
-            report(i)
-        return results
-    build_banks([jobs[i] for i in todo], log)
-    context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
+        return progress.results
+    build_banks([jobs[i] for i in progress.todo], log)
     with _sigterm_as_exit():
-        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
-        try:
-            pending = {pool.submit(_run_unless_late, jobs[i], deadline): i for i in todo}
-            seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
-            wall_start = time.time()
-            waiting = set(pending)
-            while waiting:
-                done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
-                for future in done:
-                    i = pending[future]
-                    results[i] = future.result()
-                    if results[i] is not None:
-                        report(i)
-                for future in waiting:  # between finished runs: each running one's FID during training, when new
-                    i = pending[future]
-                    latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
-                    if latest is not None and latest["kimg"] != seen.get(i):
-                        seen[i] = latest["kimg"]
-                        log(f"  {jobs[i].label}: {latest['kimg']:g} kimg, FID {latest['eval_fid']:.2f} during training "
-                            f"({jobs[i].curve_num:,} samples), {latest['train_seconds'] / 60:.0f} min of training")
-        except BaseException:
-            # One failed run stops the others at once (their states stay on disk for a resume): its error is the one
-            # to read, and waiting for runs of many minutes would hide it. The executor has no public way to stop
-            # running workers before Python 3.14, hence its process table.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-    late = sum(results[i] is None for i in todo)
+        _run_on_workers(progress, workers, threads, deadline, poll_seconds)
+    late = sum(progress.results[i] is None for i in progress.todo)
     if late:
         log(f"deadline reached: {late} runs not started")
-    return results
+    return progress.results
+
+
+def _run_on_workers(progress: _Progress, workers: int, threads: int, deadline: float | None,
+                    poll_seconds: float) -> None:
+    """The jobs ``progress`` has to do, on ``workers`` spawned processes; between finished runs, each running one's
+    newest FID during training."""
+    jobs, log = progress.jobs, progress.log
+    context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
+    pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    try:
+        pending = {pool.submit(_run_unless_late, jobs[i], deadline): i for i in progress.todo}
+        seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
+        wall_start = time.time()
+        waiting = set(pending)
+        while waiting:
+            done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
+            for future in done:
+                progress.arrived(pending[future], future.result())
+            for future in waiting:
+                i = pending[future]
+                latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
+                if latest is not None and latest["kimg"] != seen.get(i):
+                    seen[i] = latest["kimg"]
+                    log(f"  {jobs[i].label}: {latest['kimg']:g} kimg, FID {latest['eval_fid']:.2f} during training "
+                        f"({jobs[i].curve_num:,} samples), {latest['train_seconds'] / 60:.0f} min of training")
+    except BaseException:
+        # One failed run stops the others at once (their states stay on disk for a resume): its error is the one
+        # to read, and waiting for runs of many minutes would hide it. The executor has no public way to stop
+        # running workers before Python 3.14, hence its process table.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()

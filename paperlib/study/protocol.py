@@ -29,7 +29,7 @@ PILOT_SEEDS = (101, 102)            # the sweeps' and the ablation pilots' seeds
 TABLE_SEEDS = tuple(range(1, 11))   # a row of n seeds trains the first n
 MIN_SEEDS, MAX_SEEDS = 5, 10
 TEACHER_RANGES = 10                 # disjoint latent ranges of the teacher's NFE 1 and NFE 35 rows
-ABLATION_SEEDS_V2 = (1, 2, 3)       # the freeze ablation's seeds per level, at PILOT_KIMG
+ABLATION_SEEDS = (1, 2, 3)          # the freeze ablation's seeds per level, at PILOT_KIMG
 ABLATION_FIXED_RATE = 1e-3          # "freezing stabilises training at a high rate" is tested at this rate
 # Latents: training seed s owns the per-sample seeds [s * LATENT_BLOCK, (s + 1) * LATENT_BLOCK): its final
 # evaluation uses the first EVIDENCE_NUM, its FIDs during training start half a block in. Teacher range k is scored
@@ -98,7 +98,7 @@ EVIDENCE_CLAIMS = (
 )
 SHOWN_METRICS = ("fid_test", "precision", "recall", "kid")
 # The freeze ablation (digits, PILOT_KIMG): each freezing policy at its own best rate of RATE_GRID (chosen on its
-# pilots as above; 'none' is GDD's and 'gddi' GDD-I's sweep), then ABLATION_SEEDS_V2 at that rate; 'none' and
+# pilots as above; 'none' is GDD's and 'gddi' GDD-I's sweep), then ABLATION_SEEDS at that rate; 'none' and
 # 'gddi' also at ABLATION_FIXED_RATE. Its own family of two claims.
 ABLATION_CLAIMS = (
     dict(key="stabilises", a="gddi@fixed", b="none@fixed", test="superior", metric="fid",
@@ -120,19 +120,20 @@ TEACHER35_MINUTES = {"digits": 2.5, "digits-cond": 7.0}
 
 def _evidence_content() -> dict:
     names = ("EVIDENCE_KIMG", "PILOT_KIMG", "EVIDENCE_NUM", "RATE_GRID", "PILOT_SEEDS", "TABLE_SEEDS", "MIN_SEEDS",
-             "MAX_SEEDS", "TEACHER_RANGES", "ABLATION_SEEDS_V2", "ABLATION_FIXED_RATE", "LATENT_BLOCK",
+             "MAX_SEEDS", "TEACHER_RANGES", "ABLATION_FIXED_RATE", "LATENT_BLOCK",
              "TEACHER_RANGE_SEED0", "INSTANCE_BANK", "CURVE_EVERY_KIMG", "CURVE_NUM", "ALPHA", "TARGET_POWER",
              "FID_MARGIN", "COPY_PERCENTILE", "COPY_MARGIN", "EVIDENCE_METRICS", "PILOT_SD", "TABLE_ROWS",
              "SECONDARY_ROWS", "EVIDENCE_CLAIMS", "SHOWN_METRICS", "ABLATION_CLAIMS", "MACHINE_RULE")
-    return dict({n: globals()[n] for n in names}, digits_split=DIGITS_SPLIT, mini_datasets=MINI_DATASETS,
+    return dict({n: globals()[n] for n in names}, ABLATION_SEEDS_V2=ABLATION_SEEDS,  # the name it was hashed under
+                digits_split=DIGITS_SPLIT, mini_datasets=MINI_DATASETS,
                 mini_teachers={str(k): Path(v).name for k, v in MINI_TEACHERS.items()})
 
 
-# The version the protocol was first committed under (2026-12-02 03:20 UTC). The rate sweeps (the tables' and the
-# freeze ablation's pilots) follow it unchanged, so their records carry it.
+# The protocol's first version. The rate sweeps (the tables' and the freeze ablation's pilots) follow it unchanged, so
+# their records carry it.
 PILOT_PROTOCOL = hashlib.sha256(json.dumps(_evidence_content(), sort_keys=True).encode()).hexdigest()[:12]
 
-# --- Amendment 1 (2026-12-02, before any table, teacher-range or ablation run; only rate pilots of the tables' GDD
+# --- Amendment 1 (committed before any table, teacher-range or ablation run; only rate pilots of the tables' GDD
 # and GDD-I had run, and nothing about the pilots changes). Under the first version a table's rows shared latents: GDD's
 # seed s and GDD-I's seed s were both scored on seed s's block, so one comparison's two sides shared their sampling
 # noise; the teacher's NFE-1 and NFE-35 range k shared theirs too; and the teacher ranges' seeds (above 2**32) were
@@ -174,7 +175,7 @@ def _slot(slot: int) -> range:
 
 
 _TABLE_SLOTS = len(MINI_DATASETS) * len(TABLE_ROWS) * len(RATE_GRID) * MAX_SEEDS
-_ABLATION_SLOTS = len(ABLATION_POLICIES) * len(RATE_GRID) * len(ABLATION_SEEDS_V2)
+_ABLATION_SLOTS = len(ABLATION_POLICIES) * len(RATE_GRID) * len(ABLATION_SEEDS)
 
 
 def table_latents(dataset: str, method: str, lr: float, seed: int) -> range:
@@ -187,8 +188,8 @@ def table_latents(dataset: str, method: str, lr: float, seed: int) -> range:
 
 def ablation_latents(policy: str, lr: float, seed: int) -> range:
     """The per-sample seeds of a freeze-ablation run's final evaluation: its own slot, by policy, rate and seed."""
-    index = (ABLATION_POLICIES.index(policy) * len(RATE_GRID) + RATE_GRID.index(lr)) * len(ABLATION_SEEDS_V2)
-    return _slot(_TABLE_SLOTS + index + ABLATION_SEEDS_V2.index(seed))
+    index = (ABLATION_POLICIES.index(policy) * len(RATE_GRID) + RATE_GRID.index(lr)) * len(ABLATION_SEEDS)
+    return _slot(_TABLE_SLOTS + index + ABLATION_SEEDS.index(seed))
 
 
 def teacher_latents(dataset: str, row: str, k: int) -> range:

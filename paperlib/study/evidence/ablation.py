@@ -1,4 +1,4 @@
-"""The evidence protocol's freeze ablation (``paperlib.study.protocol``, evidence section and its amendment): digits at
+"""The protocol's freeze ablation (``paperlib.study.protocol``, with its amendment): digits at
 :data:`~paperlib.study.protocol.PILOT_KIMG`, every policy of :data:`~paperlib.study.protocol.ABLATION_POLICIES` at its own best
 rate of :data:`~paperlib.study.protocol.RATE_GRID`, and 'none' (GDD) and 'gddi' (GDD-I) also at
 :data:`~paperlib.study.protocol.ABLATION_FIXED_RATE`, so that "freezing stabilises training at a high rate" and "freezing
@@ -6,7 +6,7 @@ is better at the best rate" are two claims, Holm-corrected as one family.
 
 ``freeze-rates``: each policy's pilots (:data:`~paperlib.study.protocol.PILOT_SEEDS` per rate; 'none' and 'gddi' reuse the
 table sweeps' GDD and GDD-I pilots) and its best rate, on the training-split FID alone. ``freeze-evidence``:
-:data:`~paperlib.study.protocol.ABLATION_SEEDS_V2` per (policy, rate), each on its own latents, and the verdicts.
+:data:`~paperlib.study.protocol.ABLATION_SEEDS` per (policy, rate), each on its own latents, and the verdicts.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from paperlib.study.protocol import (
     ABLATION_CLAIMS,
     ABLATION_FIXED_RATE,
     ABLATION_POLICIES,
-    ABLATION_SEEDS_V2,
+    ABLATION_SEEDS,
     EVIDENCE_NUM,
     EVIDENCE_VERSION,
     FID_MARGIN,
@@ -106,7 +106,7 @@ def ablation_jobs(runs: str = "runs", results: str = "results", device: str = "a
     """Every run of the ablation's rows (:func:`ablation_rows`), seed by seed, each (policy, rate, seed) once."""
     rows = ablation_rows(chosen_ablation_rates(results))
     jobs = {}
-    for seed in ABLATION_SEEDS_V2:
+    for seed in ABLATION_SEEDS:
         for row in rows:
             name = run_name(row["policy"], row["lr"], seed)
             jobs.setdefault(name, _policy_job(row["policy"], row["lr"], seed, name,
@@ -122,7 +122,7 @@ def ablation_table(results: str = "results") -> dict:
     sides, rows, records = {}, [], []
     for row in ablation_rows(best):
         found, evaluations, summary = recorded_row(
-            ledger, [run_name(row["policy"], row["lr"], s) for s in ABLATION_SEEDS_V2], list(ABLATION_SEEDS_V2),
+            ledger, [run_name(row["policy"], row["lr"], s) for s in ABLATION_SEEDS], list(ABLATION_SEEDS),
             f"the freeze ablation's {row['key']} (lr {row['lr']:g})", "python -m paperlib run freeze-evidence")
         records += found
         rows.append(dict(row, kimg=PILOT_KIMG, **summary))

@@ -1,4 +1,4 @@
-"""What the evidence protocol (``paperlib.study.protocol``, evidence section) asks for, computed from it before any run:
+"""What the protocol (``paperlib.study.protocol``) asks for, computed from it before any run:
 the seeds each comparison needs for its power, the seeds each row gets, the compute it all takes, and the protocol
 as PROTOCOL.md prints it. Nothing here trains or reads a run.
 """
@@ -10,7 +10,7 @@ from paperlib.study.protocol import (
     ABLATION_CLAIMS,
     ABLATION_FIXED_RATE,
     ABLATION_POLICIES,
-    ABLATION_SEEDS_V2,
+    ABLATION_SEEDS,
     ALPHA,
     COPY_MARGIN,
     COPY_PERCENTILE,
@@ -99,7 +99,7 @@ def compute_estimate() -> dict:
         parts[f"{dataset}: teacher ranges and instance bank"] = dict(runs=0, kimg=0, core_hours=teacher / 60)
     others = len(ABLATION_POLICIES) - 2  # 'none' and 'gddi' are GDD's and GDD-I's pilots
     pilots = others * len(RATE_GRID) * len(PILOT_SEEDS)
-    finals = (len(ABLATION_POLICIES) + 2) * len(ABLATION_SEEDS_V2)
+    finals = (len(ABLATION_POLICIES) + 2) * len(ABLATION_SEEDS)
     parts["digits: freeze ablation"] = dict(runs=pilots + finals, kimg=PILOT_KIMG,
                                             core_hours=(pilots + finals) * _run_minutes("gddi", PILOT_KIMG) / 60)
     total = sum(p["core_hours"] for p in parts.values()) * 1.1  # evaluations and curves: about a tenth more
@@ -107,10 +107,14 @@ def compute_estimate() -> dict:
 
 
 def markdown() -> str:
-    """The evidence protocol as PROTOCOL.md prints it: its version, runs, latents, tests, claims, the seed plan with
-    its power, the machine rule and the compute estimate."""
-    lines = [f"Evidence protocol version `{EVIDENCE_VERSION}` (`paperlib/protocol.py`, evidence section, with its "
-             f"amendment; the rate pilots are made under the first version, `{PILOT_PROTOCOL}`).", "",
+    """The protocol as PROTOCOL.md prints it: its version, runs, latents, amendment, tests, claims, the seed plan with
+    its planned power, the machine rule and the compute estimate."""
+    return "\n".join(_rules() + _claims() + _seed_plan() + _compute())
+
+
+def _rules() -> list[str]:
+    lines = [f"Protocol version `{EVIDENCE_VERSION}` (`paperlib/study/protocol.py`, with its amendment; the rate pilots "
+             f"are made under its first version, `{PILOT_PROTOCOL}`).", "",
              "**Runs.** "
              f"Tables at {EVIDENCE_KIMG:g} kimg (the paper's ~100 passes over the 1,437 training digits), rows: "
              + ", ".join(f"{label} ({'the common rate' if how == 'common' else 'its own best rate'})"
@@ -153,16 +157,25 @@ def markdown() -> str:
              f"sample nearer its nearest training digit than {COPY_PERCENTILE:g}% of held-out digits are to theirs; "
              f"copy claims: non-inferiority of that share with margin {COPY_MARGIN:g}. Shown beside each verdict: "
              f"{', '.join(SHOWN_METRICS)}.",
-             "", "**Claims** (each dataset's family):", ""]
+             ""]
+    return lines
+
+
+def _claims() -> list[str]:
+    lines = ["**Claims** (each dataset's family):", ""]
     lines += [f"- {c['claim']} ({TESTS[c['test']]}, {c['metric']}: {c['a']} against {c['b']})" for c in EVIDENCE_CLAIMS]
-    lines += ["", f"**Freeze ablation** (digits, {PILOT_KIMG:g} kimg, seeds {list(ABLATION_SEEDS_V2)} per level, each "
+    lines += ["", f"**Freeze ablation** (digits, {PILOT_KIMG:g} kimg, seeds {list(ABLATION_SEEDS)} per level, each "
               f"level at its best rate from {len(PILOT_SEEDS)} pilots per rate of the grid; 'none' and 'gddi' also at "
               f"{ABLATION_FIXED_RATE:g}), its own family:", ""]
     lines += [f"- {c['claim']} ({TESTS[c['test']]}, {c['metric']})" for c in ABLATION_CLAIMS]
-    lines += ["", f"**Seeds by power** (pilot sds of the training-split FID; {TARGET_POWER:.0%} power at the margin; "
+    return lines
+
+
+def _seed_plan() -> list[str]:
+    lines = ["", f"**Seeds by power** (pilot sds of the training-split FID; {TARGET_POWER:.0%} power at the margin; "
               f"rows get the most any comparison needs, within {MIN_SEEDS}..{MAX_SEEDS}; the one-step and copy claims "
               "are not planned: no pilot measured the teacher's one-step spread or the near-copy share):", "",
-              "| dataset | comparison | margin | seeds needed | power at the seeds run |", "|---|---|---|---|---|"]
+              "| dataset | comparison | margin | seeds needed | planned power at the seeds run |", "|---|---|---|---|---|"]
     for dataset in MINI_DATASETS:
         for e in comparison_plan(dataset):
             lines.append(f"| {dataset} | {e['key']}: {e['a']} vs {e['b']} | {e['margin']:g} | {e['needed']} | "
@@ -173,10 +186,14 @@ def markdown() -> str:
         f"its machine; a comparison is decided only when {MACHINE_RULE} (the teacher's rows, sampling only, are "
         "exempt); with two kinds of at least 2 seeds on both sides, the machine effect on the difference is tested "
         "and printed beside the verdict.", ""]
+    return lines
+
+
+def _compute() -> list[str]:
     estimate = compute_estimate()
-    lines += ["**Compute, estimated before the first run** (2-core Intel Xeon, two runs at once):", "",
+    lines = ["**Compute, estimated before the first run** (2-core Intel Xeon, two runs at once):", "",
               "| part | runs | kimg each | core-hours |", "|---|---|---|---|"]
     lines += [f"| {name} | {p['runs']} | {p['kimg']:g} | {p['core_hours']:.1f} |" for name, p in estimate["parts"].items()]
     lines += ["", f"Total with evaluations: about {estimate['core_hours']:.0f} core-hours, "
               f"{estimate['wall_hours_2_cores']:.0f} hours on 2 cores."]
-    return "\n".join(lines)
+    return lines

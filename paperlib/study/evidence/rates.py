@@ -1,4 +1,4 @@
-"""The runs of the evidence protocol (``paperlib.study.protocol``, evidence section) and the choices made from them.
+"""The protocol's rate sweeps (``paperlib.study.protocol``) and the choices made from them.
 
 ``rates``: every method of a table (GDD, GDD-I, instance distillation, the small-D ablation) at every rate of
 :data:`~paperlib.study.protocol.RATE_GRID`, :data:`~paperlib.study.protocol.PILOT_SEEDS`, :data:`~paperlib.study.protocol.PILOT_KIMG`;

@@ -1,4 +1,4 @@
-"""The tests the evidence protocol decides claims with (``paperlib.study.protocol``, evidence section): one-sided Welch
+"""The tests the protocol decides claims with (``paperlib.study.protocol``): one-sided Welch
 t-tests for non-inferiority and superiority, Holm's correction over a family, and the power of a test at given
 spreads and seed counts. Lower is better for every metric tested here (FID, near-copy share).
 

@@ -1,4 +1,4 @@
-"""The evidence protocol's tables (``paperlib.study.protocol``, evidence section): each dataset's rows trained at
+"""The protocol's tables (``paperlib.study.protocol``): each dataset's rows trained at
 :data:`~paperlib.study.protocol.EVIDENCE_KIMG` at the rates its sweeps chose (:mod:`paperlib.study.evidence.rates`), the
 teacher's NFE-1 and NFE-35 rows over :data:`~paperlib.study.protocol.TEACHER_RANGES` disjoint latent ranges, and the
 verdict of every claim of its family (:mod:`paperlib.study.evidence.verdicts`), assembled from the ledger's records alone.

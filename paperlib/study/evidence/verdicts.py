@@ -1,4 +1,4 @@
-"""Verdicts of the evidence protocol (``paperlib.study.protocol``, evidence section) from per-seed values: each claim's
+"""Verdicts of the protocol (``paperlib.study.protocol``) from per-seed values: each claim's
 one-sided test, Holm's correction over its family, the verdict, the power of an undecided one, and the machine rule
 (a comparison is decided only when every CPU kind on one side also has runs on the other). The sentences printed
 come from the verdicts alone.

@@ -1,4 +1,4 @@
-"""Experiment drivers: train-then-evaluate with an FID callback, many runs in a pool, the teacher's NFE curve."""
+"""A study's jobs: train-then-evaluate with an FID callback, many runs in a pool, a study stopped by SIGTERM."""
 
 import json
 import os
@@ -13,11 +13,12 @@ import torch
 from safetensors.torch import load_file
 
 from paperlib.__main__ import main
-from paperlib.store.checkpoints import load_network
-from paperlib.evaluation import best_snapshot, cached_result, teacher_nfe_curve, train_and_evaluate
+from paperlib.evaluation import best_snapshot
 from paperlib.metrics import DigitsExtractor, digits_reference
-from paperlib.study.pool import Job, run_job, run_jobs
 from paperlib.presets import preset_config
+from paperlib.store.checkpoints import load_network
+from paperlib.study.jobs import Job, cached_result, run_job, train_and_evaluate
+from paperlib.study.pool import run_jobs
 from paperlib.training import train
 
 
@@ -46,17 +47,13 @@ def test_train_and_evaluate_records_fid_during_training(tmp_path, smoke_teacher,
     assert (tmp_path / "run" / "network.safetensors").stat().st_mtime_ns == written
     # the discriminator's view is logged beside each FID and leaves the run exactly as it was without it
     scored = [line for line in lines if "eval_fid" in line]
-    assert all(0 <= line[k] <= 1 for line in scored for k in ("d_accuracy_real", "d_accuracy_fake"))
+    assert all(0 <= line[k] <= 1 for line in scored for k in ("eval_d_accuracy_real", "eval_d_accuracy_fake"))
     assert set(result["curve"]) >= {"d_logit_real", "d_logit_fake"} and len(result["curve"]["d_logit_real"]) == 2
     train(preset_config("smoke-gddi", run_dir=str(tmp_path / "plain"), teacher=smoke_teacher), progress=False)
     plain, viewed = (load_file(str(tmp_path / d / "network.safetensors")) for d in ("plain", "run"))
     assert plain.keys() == viewed.keys() and all(torch.equal(plain[k], viewed[k]) for k in plain)
 
 
-def test_teacher_curve(smoke_teacher, ref):
-    ext, reference = ref
-    curve = teacher_nfe_curve(smoke_teacher, ext, reference, steps=(1, 2), eval_num=100)
-    assert [c["nfe"] for c in curve] == [1, 3]
 
 
 def test_pool_results_do_not_depend_on_the_worker(tmp_path, smoke_teacher):
@@ -138,7 +135,7 @@ def test_sigterm_stops_a_study_and_its_workers(tmp_path, smoke_teacher):
     read their results; the study exits as a SIGTERM would end it (status 143)."""
     script = tmp_path / "study.py"
     script.write_text(
-        "from paperlib.study.pool import Job, run_jobs\n"
+        "from paperlib.study.jobs import Job\nfrom paperlib.study.pool import run_jobs\n"
         "if __name__ == '__main__':\n"
         f"    jobs = [Job(str(seed), 'smoke-gdd', {str(tmp_path)!r} + f'/run{{seed}}', "
         f"dict(teacher={smoke_teacher!r}, seed=seed, total_kimg=1000.0)) for seed in (1, 2)]\n"
@@ -184,39 +181,28 @@ def test_train_command_scores_every_snapshot(tmp_path, smoke_teacher, capsys):
     assert best_snapshot(tmp_path) is None  # no log, no best snapshot
 
 
-def test_mini_presets_use_the_rates_their_sweeps_chose():
-    """The committed sweeps (results/mini/sweep-*.json) chose the presets' rates on the training-split FID."""
-    from paperlib.evidence import chosen_lr, sweep_path
-    from paperlib.assets import ROOT
-    from paperlib.presets import MINI_LRS, PRESETS
-
-    swept = [(d, m) for d, m in MINI_LRS if sweep_path(ROOT / "results", f"{d}-{m}").exists()]
-    assert set(MINI_LRS) == set(swept)  # every mini preset's rate comes from a sweep
-    for dataset, method in swept:
-        assert PRESETS[f"{dataset}-{method}"]["lr"] == chosen_lr(ROOT / "results", f"{dataset}-{method}")
 
 
 def test_run_command_refuses_unknown_studies_and_datasets(capsys):
-    assert main(["run", "table,tables"]) == 2
-    assert "error: unknown studies ['tables']; expected some of table, sweep, ablation, long" in capsys.readouterr().err
-    assert main(["run", "table", "--datasets", "mnist"]) == 2
+    assert main(["run", "evidence,tables"]) == 2
+    assert "error: unknown studies ['tables']; expected some of rates, evidence, freeze-rates" in capsys.readouterr().err
+    assert main(["run", "evidence", "--datasets", "mnist"]) == 2
     assert "error: datasets ['mnist']: expected some of digits, digits-cond" in capsys.readouterr().err
 
 
 def test_run_command_rebuilds_a_study_from_the_ledger_without_training(tmp_path, capsys, monkeypatch):
-    """The committed records of the long-budget study are enough to write its table and figure again."""
+    """The committed records of the rate sweeps are enough to choose and write the tables' rates again."""
     import shutil
 
-    from paperlib import pool
     from paperlib.assets import ROOT
+    from paperlib.study import pool
 
     results = tmp_path / "results"
-    shutil.copytree(ROOT / "results", results)
+    shutil.copytree(ROOT / "results" / "ledger", results / "ledger")
     monkeypatch.setattr(pool, "run_job", lambda job: pytest.fail(f"{job.label} was trained"))
-    assert main(["run", "long", "--runs", str(tmp_path / "runs"), "--results", str(results), "--figures",
-                 str(tmp_path / "figures"), "--workers", "1"]) == 0
-    assert "study long: written" in capsys.readouterr().out
-    rows = lambda path: [{k: v for k, v in r.items() if k not in ("run_dirs", "checkpoint", "copy_share")}
-                         for r in json.loads(path.read_text())["rows"]]
-    assert rows(results / "digits" / "mini" / "long144.json") == rows(ROOT / "results/digits/mini/long144.json")
-    assert (tmp_path / "figures" / "training_curves_digits_mini_144kimg.png").stat().st_size > 0
+    assert main(["run", "rates", "--datasets", "digits,digits-cond", "--runs", str(tmp_path / "runs"), "--results",
+                 str(results), "--figures", str(tmp_path / "figures"), "--workers", "1"]) == 0
+    assert "study rates: written" in capsys.readouterr().out
+    for dataset in ("digits", "digits-cond"):
+        path = Path("results") / "evidence" / dataset / "rates.json"
+        assert (tmp_path / path).read_bytes() == (ROOT / path).read_bytes()
