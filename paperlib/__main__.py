@@ -217,7 +217,8 @@ def cmd_table(args: argparse.Namespace) -> None:
     request = TableRequest(dataset=args.dataset, scale=args.scale, teacher=args.teacher or "", data=args.data or "",
                            feature_weights=args.feature_weights or "", ref=args.ref or "", kimg=args.kimg,
                            device=args.device, gpus=args.gpus, fid_num=args.eval_num or 0, runs=args.runs,
-                           results=args.results, figures=args.figures).validate()
+                           results=args.results, figures=args.figures,
+                           **(dict(methods=args.methods.split(",")) if args.methods else {})).validate()
     if request.scale == "mini":  # the protocol's table, assembled from the ledger
         from paperlib.study.evidence.tables import assemble_evidence_table
         from paperlib.study.report import protocol_table_report
@@ -318,11 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "use_fp16 networks) instead of the authors' (one-step generators fp32, EDM teachers float16)")
     p.set_defaults(func=cmd_fid)
 
-    from paperlib.study.registry import STUDIES
+    from paperlib.study.names import STUDY_HELP
 
-    p = sub.add_parser("run", help="mini scale: run studies (" + ", ".join(STUDIES) + "): every run they need in one "
-                       "pool, what the ledger holds not trained again, then their tables and figures",
-                       description="Studies: " + "; ".join(f"{k}: {v.help}" for k, v in STUDIES.items()) + ".")
+    p = sub.add_parser("run", help="mini scale: run studies (" + ", ".join(STUDY_HELP) + "): every run they need in "
+                       "one pool, what the ledger holds not trained again, then their tables and figures",
+                       description="Studies: " + "; ".join(f"{k}: {v}" for k, v in STUDY_HELP.items()) + ".")
     p.add_argument("studies", help="comma-separated, e.g. rates,evidence")
     p.add_argument("--datasets", default="digits", help="comma-separated: digits, digits-cond")
     p.add_argument("--device", default="auto")
@@ -370,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.add_argument("--figures", default="figures")
     p.add_argument("--eval-num", type=int, default=None)
+    p.add_argument("--methods", default="", help="smoke and paper scale: comma-separated students to train (default: "
+                   "gdd,gddi,instance,gddi-smalld; the ablation is mini and smoke only)")
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("featnet", help="train the digits feature network used for mini-scale FID")

@@ -457,7 +457,9 @@ class SmallDiscriminator(nn.Module):
 
 
 def build_discriminator(kind: str, img_channels: int, label_dim: int, **kwargs) -> nn.Module:
-    """'small' (mini scale) or 'projected' (paper scale) discriminator."""
+    """'small' (from scratch) or 'projected' (the paper's: frozen pretrained backbones, trained heads) discriminator.
+    Called as ``D(images [B, img_channels, R, R] in [-1, 1], labels [B, label_dim] or None)``: a list of logit tensors
+    [B, K], one per backbone (projected) or one (small)."""
     if kind == "small":
         return SmallDiscriminator(img_channels, label_dim, **kwargs)
     if kind == "projected":

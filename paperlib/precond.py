@@ -111,7 +111,9 @@ class Denoiser(nn.Module):
 
 
 class EDMPrecond(Denoiser):
-    """EDM preconditioning (Karras et al. 2022, Table 1), sigma_data = 0.5 by default."""
+    """EDM preconditioning (Karras et al. 2022, Table 1), sigma_data = 0.5 by default. ``net(x, sigma, class_labels)``:
+    noisy images x [B, C, R, R] at noise level sigma (a float or [B], in image units, data in [-1, 1]) and one-hot
+    labels [B, label_dim] (conditional networks) -> the denoised images [B, C, R, R], float32."""
 
     def __init__(self, *args, sigma_data: float = 0.5, **kwargs):
         self.sigma_data = float(sigma_data)
@@ -155,7 +157,8 @@ class GDDPrecond(EDMPrecond):
 
 
 class VEPrecond(Denoiser):
-    """Variance-exploding preconditioning (Song et al. 2021) as in EDM's baselines."""
+    """Variance-exploding preconditioning (Song et al. 2021) as in EDM's baselines; called as :class:`EDMPrecond`
+    (x [B, C, R, R], sigma float or [B] -> denoised [B, C, R, R])."""
 
     sigma_min_default = 0.02
     sigma_max_default = 100.0
@@ -166,7 +169,8 @@ class VEPrecond(Denoiser):
 
 
 class VPPrecond(Denoiser):
-    """Variance-preserving preconditioning (Song et al. 2021) as in EDM's baselines."""
+    """Variance-preserving preconditioning (Song et al. 2021) as in EDM's baselines; called as :class:`EDMPrecond`
+    (x [B, C, R, R], sigma float or [B] -> denoised [B, C, R, R])."""
 
     def __init__(self, *args, beta_d: float = 19.9, beta_min: float = 0.1, M: int = 1000, epsilon_t: float = 1e-5, **kwargs):
         self.beta_d, self.beta_min, self.M, self.epsilon_t = float(beta_d), float(beta_min), int(M), float(epsilon_t)

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 
@@ -5,7 +6,18 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(min(2, os.cpu_count() or 1))  # what the weights pinned per kind of CPU were trained with
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run the block with ``count`` torch threads, then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 from paperlib.precond import build_network  # noqa: E402
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RUNS = {
     "bench_generator.py": ["--widths", "mini", "--variants", "fp32,channels_last,bf16", "--batch", "2", "--repeats", "1"],
-    "bench_iteration.py": ["--widths", "mini", "--iterations", "1", "--batch", "4", "--channels-last"],
+    "bench_iteration.py": ["--widths", "mini", "--methods", "gdd-i", "--iterations", "1", "--batch", "4", "--channels-last"],
     "bench_sampling.py": ["--widths", "mini", "--batch", "2", "--repeats", "1"],
     "bench_data.py": ["--resolutions", "8", "--workers", "0,1", "--images", "64", "--batch", "8", "--batches", "2"],
 }

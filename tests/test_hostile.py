@@ -27,6 +27,7 @@ from paperlib.metrics import MetricError, Stats
 from paperlib.presets import preset_config
 from paperlib.store import checkpoints
 from paperlib.store.checkpoints import CheckpointError, load_network, read_network_file, save_network
+from paperlib.store.integrity import content_digest
 from paperlib.store.run_folder import RunError, lock_run_dir, read_log
 from paperlib.training import train
 
@@ -231,7 +232,7 @@ def test_an_edited_wrong_or_truncated_instance_bank_is_rebuilt_never_used(tmp_pa
     edits = {
         "its content does not match its digest": lambda bank: bank["target"].add_(1),
         r"its target is float32 \[4, 1, 8, 8\]; expected float32 \[8, 1, 8, 8\]":
-            lambda bank: bank.update(target=bank["target"][:4], digest=__import__("paperlib.store.integrity").store.integrity.content_digest(
+            lambda bank: bank.update(target=bank["target"][:4], digest=content_digest(
                 {k: (v[:4] if k == "target" else v) for k, v in bank.items() if k != "digest"})),
     }
     for why, edit in edits.items():

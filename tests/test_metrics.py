@@ -119,7 +119,7 @@ def test_inception_path_end_to_end_with_a_torchscript_stand_in(tmp_path):
     class StandIn(torch.nn.Module):  # same call interface as inception-2015-12-05.pt: forward(x, return_features)
         def __init__(self):
             super().__init__()
-            self.layers = torch.nn.Sequential(torch.nn.Conv2d(3, 2048, 1), torch.nn.AdaptiveAvgPool2d(1))
+            self.layers = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(3, 2048, 1))  # pool first: small
 
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
             x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)

@@ -28,7 +28,8 @@ def smoke_run(tmp_path_factory, smoke_teacher):
     """fid_table.ipynb at smoke scale for digits, into a temporary tree (runs, results, figures)."""
     root = tmp_path_factory.mktemp("smoke")
     paths = dict(runs_dir=str(root / "runs"), results_dir=str(root / "results"), figures_dir=str(root / "figures"))
-    run("fid_table", root, dataset="digits", scale="smoke", teacher=smoke_teacher, **paths)
+    # GDD and GDD-I only: the instance and small-D rows are the same row code, and their presets train in test_train
+    run("fid_table", root, dataset="digits", scale="smoke", teacher=smoke_teacher, methods=["gdd", "gddi"], **paths)
     return root, paths
 
 
@@ -42,15 +43,14 @@ def test_fid_table_notebook_writes_a_complete_table(smoke_run, smoke_teacher, ca
     assert {"dataset", "scale", "eval_num", "rows", "feature_net", "request"} <= set(table)
     names = [r["row"] for r in table["rows"]]
     assert names[:6] == [f"teacher, Heun NFE {n}" for n in (1, 3, 5, 9, 17, 35)]
-    assert names[6:10] == ["GDD (NFE 1)", "GDD-I (NFE 1)", "instance distillation (NFE 1)",
-                           "GDD-I, small from-scratch D (ablation) (NFE 1)"]
-    assert names[10:] == ["real data: held-out split (360)", "real data: training subsample (360)"]
+    assert names[6:8] == ["GDD (NFE 1)", "GDD-I (NFE 1)"]
+    assert names[8:] == ["real data: held-out split (360)", "real data: training subsample (360)"]
     for row in table["rows"]:
         values = [v for k, v in row.items() if k not in ("run_dir", "run_dirs", "curve")
                   for v in (v if isinstance(v, list) else [v])]
         assert all(finite(v) for v in values), row
         assert all(math.isfinite(row[k]) for k in ("fid", "kid", "precision", "recall"))
-    students = {r["row"]: r for r in table["rows"][6:9]}
+    students = {r["row"]: r for r in table["rows"][6:8]}
     assert students["GDD-I (NFE 1)"]["frozen_fraction"] > 0.5 and students["GDD (NFE 1)"]["frozen_fraction"] == 0
     assert len({r["kimg"] for r in students.values()}) == 1  # the same image budget for every student
     assert all(r["train_seconds"] > 0 for r in students.values())
@@ -62,7 +62,7 @@ def test_fid_table_notebook_writes_a_complete_table(smoke_run, smoke_teacher, ca
         assert (root / "figures" / name).stat().st_size > 0
     # The command line builds the same table from the same (finished, so resumed) runs.
     assert main(["table", "--dataset", "digits", "--scale", "smoke", "--teacher", smoke_teacher, "--runs", paths["runs_dir"],
-                 "--results", str(root / "cli"), "--figures", str(root / "cli")]) == 0
+                 "--results", str(root / "cli"), "--figures", str(root / "cli"), "--methods", "gdd,gddi"]) == 0
     again = json.loads((root / "cli" / "digits" / "smoke" / "table.json").read_text())
     assert [r["fid"] for r in again["rows"]] == pytest.approx([r["fid"] for r in table["rows"]])
     assert "| GDD-I (NFE 1) |" in capsys.readouterr().out
@@ -105,22 +105,17 @@ def test_training_curves_and_tables_notebooks(layer_run):
     for name in ("training_curves_digits_smoke.png", "progress_digits_smoke_gddi.png", "figure1a_smoke.png"):
         assert (root / "figures" / name).stat().st_size > 0
 
-    readme = root / "README.md"
-    readme.write_text("intro\n<!-- results:claims -->\nSTALE\n<!-- /results:claims -->\nend\n")
-    run("tables", root, scale="smoke", results_dir=paths["results_dir"], figures_dir=paths["figures_dir"],
-        readme=str(readme))
-    assert "STALE" in readme.read_text()  # only the mini scale writes the documents' generated sections
+    # At smoke and paper scale the tables notebook, run from the repository, never touches the committed files (only
+    # the mini scale writes the documents' generated sections): with tables it writes under its own folders, without
+    # any it stops before writing.
+    committed = NOTEBOOKS.parent
+    watched = [committed / n for n in ("README.md", "RESULTS.md", "PROTOCOL.md")] + sorted((committed / "figures").rglob("*"))
+    before = {p: p.read_bytes() for p in watched if p.is_file()}
+    run("tables", committed, root, scale="smoke", results_dir=paths["results_dir"], figures_dir=paths["figures_dir"])
     assert (root / "figures" / "table_digits_smoke.png").stat().st_size > 0
     gathered = (root / "figures" / "tables.md").read_text()
     assert "### digits (smoke scale)" in gathered and "| GDD-I (NFE 1) |" in gathered
     assert "The claim that layers are activated differently" in gathered  # from the layer_run fixture's results
-
-    # At smoke and paper scale, left at its defaults, the tables notebook never touches the committed files: with
-    # tables it writes under its own folders, without any it stops before writing.
-    committed = NOTEBOOKS.parent
-    watched = [committed / n for n in ("README.md", "RESULTS.md", "PROTOCOL.md")] + sorted((committed / "figures").rglob("*"))
-    before = {p: p.read_bytes() for p in watched if p.is_file()}
-    run("tables", committed, root, scale="smoke", results_dir=paths["results_dir"], figures_dir=str(root / "figures2"))
     with pytest.raises(pm.PapermillExecutionError, match="no table.json of scale 'paper'"):
         run("tables", committed, root, scale="paper")
     assert {p: p.read_bytes() for p in watched if p.is_file()} == before
@@ -177,7 +172,8 @@ def test_run_all_of_every_notebook_at_its_defaults_writes_nothing_that_differs(t
     for name in ("fid_table", "layer_activation", "training_curves", "tables"):
         out = run(name, tmp_path, tmp_path / "executed")
         assert not [o for c in out.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "error"]
-        printed[name] = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.outputs)
+        printed[name] = "".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
+                                for c in out.cells if c.cell_type == "code" for o in c.outputs)
     assert "47 of 47 runs recorded" in printed["fid_table"] and "nothing was trained or written" in printed["fid_table"]
     assert "**holds**" in printed["fid_table"] and "showing the study written before" in printed["layer_activation"]
     shutil.rmtree(tmp_path / "executed")

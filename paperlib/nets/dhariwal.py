@@ -17,6 +17,10 @@ from paperlib.nets.layers import Conv2d, GroupNorm, Linear, PositionalEmbedding,
 
 
 class DhariwalUNet(nn.Module):
+    """ADM (Dhariwal and Nichol 2021) from EDM's kwargs, as EDM's ImageNet-64 model. ``forward(x [B, in_channels,
+    R, R], noise_labels [B], class_labels [B, label_dim] or None)`` returns [B, out_channels, R, R]: the raw network F
+    of a denoiser, before preconditioning."""
+
     def __init__(self,
                  img_resolution: int,                          # image side, pixels
                  in_channels: int,                             # input image channels

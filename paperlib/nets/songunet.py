@@ -17,6 +17,10 @@ from paperlib.nets.layers import Conv2d, FourierEmbedding, GroupNorm, Linear, Po
 
 
 class SongUNet(nn.Module):
+    """DDPM++ (positional embedding, standard encoder) or NCSN++ (Fourier embedding, residual encoder) from EDM's
+    kwargs. ``forward(x [B, in_channels, R, R], noise_labels [B], class_labels [B, label_dim] or None)`` returns
+    [B, out_channels, R, R]: the raw network F of a denoiser, before preconditioning."""
+
     def __init__(self,
                  img_resolution: int,                       # image side, pixels
                  in_channels: int,                          # input image channels

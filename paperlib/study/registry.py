@@ -19,6 +19,7 @@ from paperlib.study.evidence.rates import rate_jobs, rates_summary
 from paperlib.study.evidence.tables import table_jobs, write_evidence_table
 from paperlib.study.jobs import Job
 from paperlib.study.layers import LAYER_SIZES, compute_layer_study, generator_jobs
+from paperlib.study.names import STUDY_HELP
 from paperlib.study.pool import default_workers, run_jobs
 from paperlib.study.protocol import MINI_DATASETS
 
@@ -43,28 +44,24 @@ class Study:
 
 
 STUDIES = {
-    "rates": Study("the protocol's rate sweeps: every table method on one grid of rates, 2 pilot seeds, choosing GDD's "
-                   "and GDD-I's common rate and each method's own",
+    "rates": Study(STUDY_HELP["rates"],
                    lambda o: rate_jobs(o.datasets, o.runs, o.results, o.device),
                    lambda o: rates_summary(o.datasets, o.runs, o.results, o.device)),
-    "evidence": Study("the protocol's tables at 144 kimg, at the rates the sweeps chose, seeds by power, with every "
-                      "claim's verdict (needs the rates study)",
+    "evidence": Study(STUDY_HELP["evidence"],
                       lambda o: table_jobs(o.datasets, o.runs, o.results, o.device),
                       lambda o: [write_evidence_table(d, o.runs, o.results, o.device, o.figures) for d in o.datasets]),
-    "freeze-rates": Study("the protocol's freeze-ablation pilots (digits): every freezing policy on the grid of rates, "
-                          "2 pilot seeds, choosing each policy's best rate",
+    "freeze-rates": Study(STUDY_HELP["freeze-rates"],
                           lambda o: [job for _, job in pilot_jobs(o.runs, o.results, o.device)],
                           lambda o: ablation_rates(o.runs, o.results, o.device)),
-    "freeze-evidence": Study("the protocol's freeze ablation (digits, 48 kimg, 3 seeds per policy at its best rate, "
-                             "'none' and 'gddi' also at 1e-3) and its two verdicts (needs freeze-rates)",
+    "freeze-evidence": Study(STUDY_HELP["freeze-evidence"],
                              lambda o: ablation_jobs(o.runs, o.results, o.device),
                              lambda o: ablation_table(o.results)),
-    "layers": Study("the layer-activation study on each dataset's teacher and the GDD and GDD-I networks of the mini "
-                    "presets (seed 1, trained where this checkout lacks them)",
+    "layers": Study(STUDY_HELP["layers"],
                     lambda o: [job for d in o.datasets for job in generator_jobs(d, "mini", o.runs, o.device)],
                     lambda o: [compute_layer_study(d, "mini", o.results, o.figures, device=o.device, runs=o.runs,
                                                    **LAYER_SIZES["mini"]) for d in o.datasets]),
 }
+assert list(STUDIES) == list(STUDY_HELP)
 
 
 def run_studies(names: list[str], options: Options, minutes: float = 0.0, log=print) -> list[str]:
