@@ -5,5 +5,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 venv="$(bash scripts/setup_env.sh)"
 bash scripts/notebook_filter.sh
-export MPLBACKEND=Agg PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-exec "$venv/bin/python" -m pytest -q "$@"
+# One test process per core (pytest-xdist), each on one thread, as is every process they start.
+export MPLBACKEND=Agg OMP_NUM_THREADS=1 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+exec "$venv/bin/python" -m pytest -q -n auto "$@"

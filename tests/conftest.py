@@ -6,7 +6,10 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-torch.set_num_threads(min(2, os.cpu_count() or 1))  # what the weights pinned per kind of CPU were trained with
+# Up to two threads, what the weights pinned per kind of CPU were trained with; one under pytest-xdist (a process per
+# core, OMP_NUM_THREADS=1 for every process the tests start), except where a test asks for the pinned count.
+PINNED_THREADS = min(2, os.cpu_count() or 1)
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else PINNED_THREADS)
 
 
 @contextlib.contextmanager
@@ -53,7 +56,8 @@ def smoke_teacher(tmp_path_factory):
     from paperlib.training import train
 
     run_dir = tmp_path_factory.mktemp("teacher") / "run"
-    train(preset_config("smoke-teacher", run_dir=str(run_dir)), progress=False)
+    with torch_threads(PINNED_THREADS):  # its weights are pinned per kind of CPU
+        train(preset_config("smoke-teacher", run_dir=str(run_dir)), progress=False)
     return str(run_dir / "network.safetensors")
 
 
@@ -72,4 +76,5 @@ def main_here(capsys):
         return code, capsys.readouterr().err
 
     return run
+
 

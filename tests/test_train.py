@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import torch_threads
+from conftest import PINNED_THREADS, torch_threads
 from test_nets import CONFIGS, build_meta
 
 from paperlib.config import ConfigError, TrainConfig
@@ -186,9 +186,12 @@ def test_smoke_teacher_is_a_denoiser(smoke_teacher):
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path, smoke_teacher):
+    """A run killed (SIGKILL, in a process of its own) after its first training state, then resumed, ends with the
+    weights, discriminator and log of the same run trained straight through (both here, on the killed one's thread)."""
+    from paperlib.__main__ import main
+
     common = ["train", "--preset", "smoke-gdd", "--teacher", smoke_teacher, "--total_kimg", "0.48",
               "--snapshot_kimg", "0.16", "--no-progress"]
-    run_cli(*common, "--run-dir", str(tmp_path / "straight"))
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "paperlib", *common, "--run-dir", str(killed)], env=env,
@@ -199,7 +202,9 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, smoke_teacher):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "network.safetensors").exists(), "the run finished before it could be killed"
-    run_cli(*common, "--run-dir", str(killed), "--resume")
+    with torch_threads(1):
+        assert main([*common, "--run-dir", str(tmp_path / "straight")]) == 0
+        assert main([*common, "--run-dir", str(killed), "--resume"]) == 0
     a, b = load_network(tmp_path / "straight"), load_network(killed)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
@@ -211,24 +216,41 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, smoke_teacher):
     assert lines == sorted(set(lines))  # no duplicated log lines after the resume
 
 
-def train_one_and_two_processes(tmp_path, *args) -> tuple:
-    """The same run on one process (this one) and on two gloo processes (same global batch): their final networks."""
-    from paperlib.__main__ import main
+# The runs trained on two gloo processes and on one (same global batch), by name: the small discriminator for 8
+# steps (with R1), and the projected one (random-weight EfficientNet-lite0 at 64x64, BatchNorm over groups of 8).
+DDP_RUNS = {
+    "small": dict(preset="smoke-gdd", overrides=dict(total_kimg=0.128, snapshot_kimg=1, device="cpu")),
+    "projected": dict(preset="smoke-gdd", overrides=dict(
+        total_kimg=0.016, device="cpu", discriminator="projected", bn_group=8,
+        discriminator_kwargs=dict(backbones=["tf_efficientnet_lite0"], resize=64))),
+}
 
-    with torch_threads(1):
-        assert main(["train", *args, "--run-dir", str(tmp_path / "one")]) == 0
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory, smoke_teacher):
+    """Every run of DDP_RUNS trained by one torchrun launch of two gloo processes: name -> final network."""
+    root = tmp_path_factory.mktemp("ddp")
+    runs = [dict(run, run_dir=str(root / name), overrides=dict(run["overrides"], teacher=smoke_teacher))
+            for name, run in DDP_RUNS.items()]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                "-m", "paperlib", "train", *args, "--run-dir", str(tmp_path / "two")]
+                str(Path(__file__).with_name("ddp_train.py")), json.dumps(runs)]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     result = subprocess.run(torchrun, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return load_network(tmp_path / "one"), load_network(tmp_path / "two")
+    return {name: load_network(root / name) for name in DDP_RUNS}
 
 
-def test_two_gloo_processes_equal_one_process(tmp_path, smoke_teacher):
-    one, two = train_one_and_two_processes(tmp_path, "--preset", "smoke-gdd", "--teacher", smoke_teacher,
-                                           "--total_kimg", "0.128", "--snapshot_kimg", "1", "--device", "cpu",
-                                           "--no-progress")
+def train_on_one_process(tmp_path, smoke_teacher, name):
+    """Run ``name`` of DDP_RUNS here, on one thread: its final network."""
+    run = DDP_RUNS[name]
+    with torch_threads(1):
+        train(preset_config(run["preset"], run_dir=str(tmp_path / name), teacher=smoke_teacher, **run["overrides"]),
+              progress=False)
+    return load_network(tmp_path / name)
+
+
+def test_two_gloo_processes_equal_one_process(tmp_path, smoke_teacher, two_process_runs):
+    one, two = train_on_one_process(tmp_path, smoke_teacher, "small"), two_process_runs["small"]
     for (k, va), vb in zip(one.state_dict().items(), two.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=1e-4, atol=1e-5, msg=k)
     teacher = load_network(smoke_teacher).state_dict().values()
@@ -236,15 +258,11 @@ def test_two_gloo_processes_equal_one_process(tmp_path, smoke_teacher):
     assert moved > 0  # training really changed the weights
 
 
-def test_projected_discriminator_trains_alike_on_one_and_two_processes(tmp_path, smoke_teacher):
-    """The projected discriminator (random-weight EfficientNet-lite0 at 64x64) with BatchNorm over groups of 8:
-    two processes of 8 images take the step of one process of 16. Adam's first step is close to a sign step, so
+def test_projected_discriminator_trains_alike_on_one_and_two_processes(tmp_path, smoke_teacher, two_process_runs):
+    """Two processes of 8 images take the step of one process of 16. Adam's first step is close to a sign step, so
     gradients at rounding level flip a few weights by 2 lr: measured 0.02% of the weights beyond 1e-6 (mean
     difference 1.4e-8), where BatchNorm over each process's whole batch (16 vs 8) moves 3.1% (mean 5e-6)."""
-    one, two = train_one_and_two_processes(
-        tmp_path, "--preset", "smoke-gdd", "--teacher", smoke_teacher, "--total_kimg", "0.016", "--device", "cpu",
-        "--no-progress", "--discriminator", "projected", "--bn_group", "8",
-        "--discriminator_kwargs", json.dumps(dict(backbones=["tf_efficientnet_lite0"], resize=64)))
+    one, two = train_on_one_process(tmp_path, smoke_teacher, "projected"), two_process_runs["projected"]
     diff = torch.cat([(va - vb).abs().flatten() for va, vb in zip(one.state_dict().values(), two.state_dict().values())])
     assert (diff > 1e-6).float().mean() < 2e-3 and diff.mean() < 1e-7
 
@@ -443,6 +461,11 @@ PINNED_WEIGHTS = {
 
 
 def test_short_runs_train_to_the_weights_pinned_for_this_kind_of_cpu(tmp_path, smoke_teacher):
+    with torch_threads(PINNED_THREADS):
+        check_pinned_weights(tmp_path, smoke_teacher)
+
+
+def check_pinned_weights(tmp_path, smoke_teacher):
     import hashlib
 
     from safetensors.torch import load_file

@@ -17,7 +17,7 @@ from paperlib.store.files import atomic_write_bytes
 from paperlib.store.run_folder import RunFolder
 from paperlib.study.jobs import Job
 from paperlib.study.pool import default_workers, run_jobs
-from paperlib.study.tables.build import smoke_jobs, smoke_teacher_path, train_smoke_teacher
+from paperlib.study.tables.build import smoke_jobs, train_smoke_teacher
 from paperlib.study.tables.request import TableRequest
 
 FIGURES = ("layer_activation", "layer_active_channels", "layer_similarity", "layer_generators")
@@ -47,19 +47,24 @@ def generator_jobs(dataset: str, scale: str, runs: str = "runs", device: str = "
 
 def study_networks(dataset: str, scale: str, runs: str = "runs", device: str = "auto", workers: int = 0) -> tuple[str, dict]:
     """The teacher and the GDD and GDD-I networks the study reads at ``scale`` (trained first where missing):
-    (teacher path, {'GDD': path, 'GDD-I': path})."""
-    teacher = MINI_TEACHERS[dataset == "digits-cond"]
-    if scale == "smoke":
-        request = TableRequest(dataset=dataset, scale="smoke", runs=runs, device=device)
-        train_smoke_teacher(request)
-        teacher = smoke_teacher_path(request)
+    (teacher path, {'GDD': path, 'GDD-I': path}). At smoke scale the teacher is the one the networks were fine-tuned
+    from (a smoke table may have been given a teacher of its own), read from their run folders."""
     missing = generator_jobs(dataset, scale, runs, device)
     if missing:
+        if scale == "smoke":
+            train_smoke_teacher(TableRequest(dataset=dataset, scale="smoke", runs=runs, device=device))
         run_jobs(missing, workers=workers or default_workers(device))
     folder = Path(runs) / scale / dataset
     prefix = "smoke" if scale == "smoke" else dataset
-    return teacher, {label: str(RunFolder(folder / f"{prefix}-{method}" / "seed1").network)
-                     for method, label in (("gdd", "GDD"), ("gddi", "GDD-I"))}
+    runs_of = {label: RunFolder(folder / f"{prefix}-{method}" / "seed1") for method, label in (("gdd", "GDD"), ("gddi", "GDD-I"))}
+    teacher = MINI_TEACHERS[dataset == "digits-cond"]
+    if scale == "smoke":
+        teachers = {json.loads(run.config.read_text())["teacher"] for run in runs_of.values()}
+        if len(teachers) != 1:
+            raise ValueError(f"the smoke GDD and GDD-I networks under {folder} were fine-tuned from different teachers "
+                             f"{sorted(teachers)}; train them again from one")
+        teacher = teachers.pop()
+    return teacher, {label: str(run.network) for label, run in runs_of.items()}
 
 
 def compute_layer_study(dataset: str, scale: str, results_dir: str = "results", figures_dir: str = "figures",
