@@ -276,27 +276,53 @@ def kid(features_a: np.ndarray, features_b: np.ndarray, num_subsets: int = 100, 
     return float(kernel_distance(features_a, features_b, num_subsets=num_subsets, max_subset_size=max_subset_size))
 
 
-def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    return torch.cdist(a, b).numpy()
+# Distances held at once by the nearest-neighbour metrics: 2**24 (128 MiB of float64 features' distances, and a
+# 16 MiB mask), whatever the number of images, so that memory is linear in it (50,000 reference images: 335 rows a block).
+MAX_DISTANCES = 2 ** 24
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
-    """k-NN manifold precision and recall (Kynkäänniemi et al. 2019): the fraction of fake samples inside the real
-    manifold (union of balls reaching each real sample's k-th neighbour), and of real samples inside the fake one."""
-    def radii(x: np.ndarray) -> np.ndarray:
-        d = _pairwise(x, x)
-        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
-    real_r, fake_r = radii(real), radii(fake)
-    precision = float((_pairwise(fake, real) <= real_r[None, :]).any(axis=1).mean())
-    recall = float((_pairwise(real, fake) <= fake_r[None, :]).any(axis=1).mean())
-    return precision, recall
+def _distance_blocks(queries: np.ndarray, bank: np.ndarray, max_distances: int = MAX_DISTANCES):
+    """Euclidean distances from ``queries`` [N, D] to ``bank`` [M, D], a block of query rows at a time: yields
+    (first row, distances [rows, M]) with rows * M at most ``max_distances`` (one row at least)."""
+    rows = max(1, max_distances // max(len(bank), 1))
+    bank_t = torch.as_tensor(bank)
+    for start in range(0, len(queries), rows):
+        yield start, torch.cdist(torch.as_tensor(queries[start:start + rows]), bank_t).numpy()
 
 
-def nearest_distances(queries: np.ndarray, bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from each query to its nearest bank entry, and that entry's index: ([N], [N])."""
-    d = _pairwise(queries, bank)
-    return d.min(axis=1), d.argmin(axis=1)
+def _kth_neighbour_radii(x: np.ndarray, k: int, max_distances: int = MAX_DISTANCES) -> np.ndarray:
+    """Distance from each row of ``x`` [N, D] to its k-th nearest other row (column 0 of a sorted row is itself)."""
+    radii = np.empty(len(x))
+    for start, d in _distance_blocks(x, x, max_distances):
+        radii[start:start + len(d)] = np.partition(d, k, axis=1)[:, k]
+    return radii
+
+
+def _share_inside(queries: np.ndarray, bank: np.ndarray, radii: np.ndarray, max_distances: int) -> float:
+    """The share of ``queries`` within ``radii`` [M] of some row of ``bank`` [M, D]."""
+    inside = np.zeros(len(queries), dtype=bool)
+    for start, d in _distance_blocks(queries, bank, max_distances):
+        inside[start:start + len(d)] = (d <= radii[None, :]).any(axis=1)
+    return float(inside.mean())
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3,
+                     max_distances: int = MAX_DISTANCES) -> tuple[float, float]:
+    """k-NN manifold precision and recall (Kynkäänniemi et al. 2019) of features real [N, D] and fake [M, D]: the
+    fraction of fake samples inside the real manifold (union of balls reaching each real sample's k-th neighbour),
+    and of real samples inside the fake one. Distances are computed in blocks of at most ``max_distances``."""
+    real_r, fake_r = _kth_neighbour_radii(real, k, max_distances), _kth_neighbour_radii(fake, k, max_distances)
+    return (_share_inside(fake, real, real_r, max_distances), _share_inside(real, fake, fake_r, max_distances))
+
+
+def nearest_distances(queries: np.ndarray, bank: np.ndarray,
+                      max_distances: int = MAX_DISTANCES) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from each query [N, D] to its nearest bank entry [M, D], and that entry's index: ([N], [N]); in
+    blocks of at most ``max_distances`` distances."""
+    distance, index = np.empty(len(queries), dtype=np.float64), np.empty(len(queries), dtype=np.int64)
+    for start, d in _distance_blocks(queries, bank, max_distances):
+        distance[start:start + len(d)], index[start:start + len(d)] = d.min(axis=1), d.argmin(axis=1)
+    return distance, index
 
 
 def near_copy_share(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray, percentile: float = 5.0) -> float:
