@@ -172,9 +172,13 @@ def cmd_fid(args: argparse.Namespace) -> None:
     dinfo = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", dinfo.local_rank)
-    extractor = build_extractor(args.features, args.feature_weights, device)
-    net = load_network(args.ckpt).to(device)
     seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.num))
+    extractor = build_extractor(args.features, args.feature_weights, device)
+    # the reference is read (and checked) before any sample is generated; rank 0 alone scores
+    reference = None
+    if dinfo.rank == 0:
+        reference = Stats.load(args.ref) if args.ref.endswith(".npz") else dataset_reference(args.ref, extractor)
+    net = load_network(args.ckpt).to(device)
     images, _ = generate_uint8(net, seeds[dinfo.rank::dinfo.world], num_steps=args.steps, batch=args.batch,
                                device=device, progress=dinfo.rank == 0, bf16=args.bf16)
     feats = extract_features(extractor, images)
@@ -184,10 +188,10 @@ def cmd_fid(args: argparse.Namespace) -> None:
         feats = np.concatenate(gathered)
     if dinfo.rank != 0:
         return
-    if args.ref.endswith(".npz"):
-        result = dict(fid=fid_from_stats(feature_stats(feats), Stats.load(args.ref)), num=len(feats))
+    if isinstance(reference, Stats):
+        result = dict(fid=fid_from_stats(feature_stats(feats), reference), num=len(feats))
     else:
-        result = evaluate_features(feats, dataset_reference(args.ref, extractor))
+        result = evaluate_features(feats, reference)
     print(json.dumps(result))
     if args.out:
         atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode())
@@ -249,15 +253,36 @@ def config_keys_help() -> str:
     return "\n".join(lines)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def int_in(low: int, high: int):
+    """argparse type: an integer in [low, high] (the bound keeps a typo from allocating until memory runs out)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+def float_in(low: float, high: float):
+    """argparse type: a finite number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in [{low:g}, {high:g}], got {text!r}") from None
+        if not low <= value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"expected a finite number in [{low:g}, {high:g}], got {text}")
+        return value
+    return parse
+
+
+MAX_COUNT = 10 ** 7  # samples, images or epochs one command may ask for
+positive_int = int_in(1, MAX_COUNT)
+steps_arg = int_in(1, 1000)
+seed_arg = int_in(0, 2 ** 32 - 1)
 
 
 def device_arg(text: str) -> str:
@@ -276,10 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate images with a one-step generator or a diffusion model")
     p.add_argument("--ckpt", required=True, help="paperlib .safetensors/folder or EDM/GDD .pkl")
     p.add_argument("--seeds", default="0-63", help="e.g. 0-63 or 1,5,10-12 (one image per seed)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps N (NFE 2N-1 with Heun); "
+    p.add_argument("--steps", type=steps_arg, default=None, help="sampler steps N (NFE 2N-1 with Heun); "
                    "default 18 for diffusion models, 1 for GDD generators")
     p.add_argument("--solver", choices=["heun", "euler"], default="heun")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class for conditional models (default: random per seed)")
+    p.add_argument("--class", dest="class_idx", type=int_in(0, 10 ** 6), default=None,
+                   help="class for conditional models (default: random per seed)")
     p.add_argument("--batch", type=positive_int, default=64)
     p.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--outdir", required=True, help="an empty or new folder")
@@ -309,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(digits-8:train, or an EDM-format folder/zip)")
     p.add_argument("--num", type=positive_int, default=50000, help="number of samples, seeds 0..num-1")
     p.add_argument("--seeds", default=None, help="explicit seeds instead of --num")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps for diffusion models (default 18)")
+    p.add_argument("--steps", type=steps_arg, default=None, help="sampler steps for diffusion models (default 18)")
     p.add_argument("--features", choices=["digits", "inception"], default="inception")
     p.add_argument("--feature-weights", default=None, help="inception-2015-12-05.pt (or another digits feature net)")
     p.add_argument("--batch", type=positive_int, default=250)
@@ -327,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("studies", help="comma-separated, e.g. rates,evidence")
     p.add_argument("--datasets", default="digits", help="comma-separated: digits, digits-cond")
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=0, help="runs trained at once (0: one per core, 6 on a GPU)")
-    p.add_argument("--minutes", type=float, default=0.0, help="start no new run after this long (0: no limit)")
+    p.add_argument("--workers", type=int_in(0, 256), default=0, help="runs trained at once (0: one per core, 6 on a GPU)")
+    p.add_argument("--minutes", type=float_in(0, 10 ** 7), default=0.0, help="start no new run after this long (0: no limit)")
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
     p.add_argument("--figures", default="figures")
@@ -350,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", default="", help="comma-separated record names (default: a rate pilot and the "
                    "digits table's GDD-I and small-D seed-1 runs)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--workers", type=int_in(0, 256), default=0)
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_check)
@@ -364,26 +390,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="paper scale: the dataset in EDM's zip/folder format")
     p.add_argument("--feature-weights", default=None, help="paper scale: inception-2015-12-05.pt")
     p.add_argument("--ref", default=None, help="paper scale: EDM's fid-refs/<dataset>.npz")
-    p.add_argument("--kimg", type=float, default=0.0, help="students' image budget in kimg (0: the preset's)")
-    p.add_argument("--gpus", type=int, default=1, help="paper scale: processes per run (torchrun when > 1)")
+    p.add_argument("--kimg", type=float_in(0, 10 ** 6), default=0.0, help="students' image budget in kimg (0: the preset's)")
+    p.add_argument("--gpus", type=int_in(1, 1024), default=1, help="paper scale: processes per run (torchrun when > 1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
     p.add_argument("--figures", default="figures")
-    p.add_argument("--eval-num", type=int, default=None)
+    p.add_argument("--eval-num", type=positive_int, default=None)
     p.add_argument("--methods", default="", help="smoke and paper scale: comma-separated students to train (default: "
                    "gdd,gddi,instance,gddi-smalld; the ablation is mini and smoke only)")
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("featnet", help="train the digits feature network used for mini-scale FID")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=40)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "assets" / "digits_featnet.safetensors"))
     p.set_defaults(func=cmd_featnet)
 
     p = sub.add_parser("backbones", help="train the projected discriminator's two digits feature networks (mini scale)")
     p.add_argument("--epochs", type=positive_int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--out-dir", default=None, help="folder for the two files (default: paperlib/assets)")
     p.set_defaults(func=cmd_backbones)
 

@@ -126,6 +126,9 @@ class Seeds(Sequence):
         return itertools.chain.from_iterable(self.ranges)
 
 
+MAX_SEED = 2 ** 32 - 1
+
+
 def parse_seeds(text: str) -> Seeds:
     """'0-63' or '1,5,10-12' -> the seeds, non-negative ints (ranges inclusive, as EDM's generate.py), lazily."""
     ranges = []
@@ -133,6 +136,8 @@ def parse_seeds(text: str) -> Seeds:
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match or int(match[2] or match[1]) < int(match[1]):
             raise ValueError(f"cannot parse seeds {text!r}: expected e.g. '0-63' or '1,5,10-12'")
+        if int(match[2] or match[1]) > MAX_SEED:
+            raise ValueError(f"seeds {text!r}: a seed is at most {MAX_SEED} (2**32 - 1, as EDM's)")
         ranges.append(range(int(match[1]), int(match[2] or match[1]) + 1))
     return Seeds(ranges)
 

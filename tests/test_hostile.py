@@ -271,9 +271,9 @@ def test_bad_values_and_files_are_one_line_errors(tmp_path, smoke_teacher, capsy
     one_line(*run_main(capsys, *fid, "--feature-weights", smoke_teacher),
              "network.safetensors: not the weights of paperlib's digits feature net")
     one_line(*run_main(capsys, "sample", "--ckpt", smoke_teacher, "--batch", "0", "--outdir", str(tmp_path / "o")),
-             "argument --batch: expected an integer >= 1, got 0")
+             "argument --batch: expected an integer in [1, 10000000], got 0")
     one_line(*run_main(capsys, "fid", "--ckpt", smoke_teacher, "--ref", "digits-8", "--num", "-5"),
-             "argument --num: expected an integer >= 1, got -5")
+             "argument --num: expected an integer in [1, 10000000], got -5")
     log = tmp_path / "metrics.jsonl"
     log.write_text('{"nimg": 16}\n42\n{"nimg": 32}\n')
     with pytest.raises(RunError, match=r"metrics.jsonl, line 2: a JSON int, not a record"):
@@ -323,3 +323,23 @@ def test_sample_writes_into_an_empty_folder_and_overwrite_replaces_only_samples(
     (out / "notes.txt").write_text("mine")
     one_line(*run_main(capsys, *sample, "--seeds", "0-1", "--overwrite"), "also holds notes.txt; nothing was removed")
     assert (out / "notes.txt").read_text() == "mine" and (out / "000001.png").exists()
+
+
+# 9. Every number of every verb is checked before work starts: in range, finite; the reference before any sample.
+def test_out_of_range_and_non_finite_arguments_are_one_line_errors(tmp_path, smoke_teacher, capsys):
+    out = tmp_path / "samples"
+    sample = ["sample", "--ckpt", smoke_teacher, "--device", "cpu", "--outdir", str(out)]
+    one_line(*run_main(capsys, *sample, "--seeds", "99999999999999999999999999"), "a seed is at most 4294967295")
+    one_line(*run_main(capsys, *sample, "--steps", "10000000"), "argument --steps: expected an integer in [1, 1000]")
+    one_line(*run_main(capsys, *sample, "--class", "-3"), "argument --class: expected an integer in [0, 1000000]")
+    assert not out.exists()  # nothing was written
+    for value in ("-1", "nan", "inf"):
+        one_line(*run_main(capsys, "run", "rates", "--minutes", value), "argument --minutes: expected a finite number")
+    one_line(*run_main(capsys, "run", "rates", "--workers", "-2"), "argument --workers: expected an integer in [0, 256]")
+    one_line(*run_main(capsys, "table", "--eval-num", "-5"), "argument --eval-num: expected an integer in [1, ")
+    one_line(*run_main(capsys, "table", "--kimg", "nan"), "argument --kimg: expected a finite number")
+    one_line(*run_main(capsys, "featnet", "--seed", "-1"), "argument --seed: expected an integer in [0, 4294967295]")
+    started = time.time()
+    one_line(*run_main(capsys, "fid", "--ckpt", smoke_teacher, "--ref", str(tmp_path / "missing.npz"), "--features",
+                       "digits", "--device", "cpu", "--num", "10000"), "missing.npz")
+    assert time.time() - started < 5  # refused before 10,000 samples were generated

@@ -243,9 +243,9 @@ def test_command_line_errors_are_one_line(tmp_path, smoke_teacher, main_here):
     one_line_error(main_here("sample", "--ckpt", smoke_teacher, "--seeds", "0-1", "--steps", "1", "--outdir",
                              tmp_path / "file"), str(tmp_path / "file"), "File exists")
     one_line_error(main_here("sample", "--ckpt", smoke_teacher, "--batch", "0", "--outdir", tmp_path / "o"),
-                   "argument --batch: expected an integer >= 1, got 0")
+                   "argument --batch: expected an integer in [1, 10000000], got 0")
     one_line_error(main_here("fid", "--ckpt", smoke_teacher, "--ref", "digits-8", "--num", "-5"),
-                   "argument --num: expected an integer >= 1, got -5")
+                   "argument --num: expected an integer in [1, 10000000], got -5")
     one_line_error(main_here("sample", "--ckpt", smoke_teacher, "--device", "gpu", "--outdir", tmp_path / "o"),
                    "argument --device: expected cpu or cuda[:N], got 'gpu'")
     # a conditional run from an unconditional teacher
