@@ -201,6 +201,9 @@ class Stats:
 MAX_NPZ_ARRAY_BYTES = 2 ** 30  # one statistics array: sigma of Inception's 2048-d features is 32 MiB
 
 
+NPY_MAX_HEADER = 2 ** 16  # bytes of an .npy header paperlib reads (numpy writes a few hundred)
+
+
 def read_npz(path: str | os.PathLike, required: Sequence[str], optional: Sequence[str] = (),
              max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """The named arrays of an .npz, each refused (MetricError naming the file) when its member or its header claims
@@ -215,20 +218,29 @@ def read_npz(path: str | os.PathLike, required: Sequence[str], optional: Sequenc
             raise MetricError(f"{path}: an .npz with arrays {' and '.join(required)} was expected, found {sorted(members)}")
         for name in [*required, *(n for n in optional if n in members)]:
             info = zf.getinfo(members[name])
+            if info.file_size - NPY_MAX_HEADER > max_bytes:  # what the member inflates to, from the zip's directory
+                raise MetricError(f"{path}: {name} inflates to {info.file_size:,} bytes, above the limit of "
+                                  f"{max_bytes:,} for one array of statistics; refused before reading it")
             with zf.open(info) as f:
                 version = np.lib.format.read_magic(f)
                 if version not in ((1, 0), (2, 0)):
                     raise MetricError(f"{path}: {name} is in .npy format version {version}; expected 1.0 or 2.0")
+                size_field = f.read(2 if version == (1, 0) else 4)  # numpy reads as long a header as this claims
+                header_length = int.from_bytes(size_field, "little") if len(size_field) in (2, 4) else -1
+            if not 0 < header_length <= NPY_MAX_HEADER:
+                raise MetricError(f"{path}: {name}'s .npy header claims {header_length:,} bytes; at most "
+                                  f"{NPY_MAX_HEADER:,} are read")
+            with zf.open(info) as f:
                 reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                np.lib.format.read_magic(f)
                 shape, _, dtype = reader(f)
                 stored = info.file_size - f.tell()  # the member's bytes after the header
             if dtype.hasobject:
                 raise MetricError(f"{path}: {name} holds Python objects (a pickle); plain number arrays are expected")
             claimed = math.prod(shape) * dtype.itemsize
-            for what, size in (("claims", claimed), ("inflates to", info.file_size - 2 ** 16)):  # (header allowance)
-                if size > max_bytes:
-                    raise MetricError(f"{path}: {name} {what} {size:,} bytes, above the limit of {max_bytes:,} for one "
-                                      f"array of statistics; refused before reading it")
+            if claimed > max_bytes:
+                raise MetricError(f"{path}: {name} claims {claimed:,} bytes, above the limit of {max_bytes:,} for one "
+                                  f"array of statistics; refused before reading it")
             if stored < claimed:
                 raise MetricError(f"{path}: {name} claims {claimed:,} bytes but its member holds {stored:,}")
             with zf.open(info) as f:

@@ -159,9 +159,15 @@ def test_statistics_that_claim_more_than_the_limit_or_hold_no_numbers_are_refuse
     monkeypatch.setattr(metrics, "MAX_NPZ_ARRAY_BYTES", 2 ** 16)
     deflated = tmp_path / "deflated.npz"
     np.savez_compressed(deflated, mu=np.zeros(200), sigma=np.zeros((200, 200)))  # 320 KB of zeros in ~1 KB
-    with pytest.raises(MetricError, match=r"deflated.npz: sigma claims 320,000 bytes, above the limit of 65,536"):
+    with pytest.raises(MetricError, match=r"deflated.npz: sigma inflates to 320,\d+ bytes, above the limit of 65,536"):
         Stats.load(deflated)
     monkeypatch.undo()
+    long_header = tmp_path / "long-header.npz"  # numpy would read the 4e9 header bytes a v2 header claims
+    with zipfile.ZipFile(long_header, "w", zipfile.ZIP_DEFLATED) as zf:
+        write_npy_member(zf, "mu", dict(descr="<f8", fortran_order=False, shape=(2,)), bytes(16))
+        zf.writestr("sigma.npy", b"\x93NUMPY\x02\x00" + struct.pack("<I", 4_000_000_000) + b" " * 2 ** 20)
+    with pytest.raises(MetricError, match=r"long-header.npz: sigma's .npy header claims 4,000,000,000 bytes; at most"):
+        Stats.load(long_header)
     short = tmp_path / "short.npz"
     with zipfile.ZipFile(short, "w") as zf:
         write_npy_member(zf, "mu", dict(descr="<f8", fortran_order=False, shape=(2,)), bytes(16))

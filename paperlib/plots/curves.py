@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paperlib.metrics import read_npz
 from paperlib.plots.figures import log_axis, save_figure
 from paperlib.plots.grids import save_grid
 
@@ -90,8 +91,8 @@ def plot_discriminator_view(curves: dict[str, dict], path: str | os.PathLike, ti
 def progress_grid(progress: str | os.PathLike, path: str | os.PathLike, title: str, count: int = 8) -> Path:
     """Samples of the first ``count`` progress seeds, one row per recorded point of training (top: earliest; each
     labelled with its kimg), from a file of gathered progress samples (images [T, 32, C, H, W] uint8, kimg [T])."""
-    with np.load(progress) as data:
-        rows, kimgs = [im[:count] for im in data["images"]], data["kimg"].tolist()
+    data = read_npz(progress, required=("images", "kimg"))  # headers and sizes checked before reading
+    rows, kimgs = [im[:count] for im in data["images"]], data["kimg"].tolist()
     return save_grid(np.concatenate(rows), path, nrow=count, title=title, pixels_per_inch=12,
                      row_labels=[f"{k:.0f} kimg" for k in kimgs])
 

@@ -25,7 +25,15 @@ from paperlib.assets import ROOT
 from paperlib.data import digits_dataset
 from paperlib.devices import resolve_device
 from paperlib.diffusion import nfe_of
-from paperlib.metrics import DigitsExtractor, digits_reference, evaluate_features, extract_features, generate_uint8, real_data_floor
+from paperlib.metrics import (
+    DigitsExtractor,
+    digits_reference,
+    evaluate_features,
+    extract_features,
+    generate_uint8,
+    read_npz,
+    real_data_floor,
+)
 from paperlib.plots.grids import nearest_neighbour_figure, save_grid
 from paperlib.presets import preset_config
 from paperlib.store.checkpoints import load_network
@@ -145,9 +153,9 @@ def collect_progress(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path
         raise FileNotFoundError(f"{run_dir}/progress holds no sample snapshots (train with fid_every_kimg > 0)")
     images, kimgs = [], []
     for file in files:
-        with np.load(file) as data:
-            images.append(data["images"])
-            kimgs.append(float(data["kimg"]))
+        data = read_npz(file, required=("images", "kimg"))
+        images.append(data["images"])
+        kimgs.append(float(data["kimg"]))
     buf = io.BytesIO()
     np.savez_compressed(buf, images=np.stack(images), kimg=np.array(kimgs))
     atomic_write_bytes(out, buf.getvalue())
