@@ -36,6 +36,10 @@ DIGITS_TEST_SIZE = 360   # 1,797 digits -> 1,437 train / 360 test (20%, stratifi
 DIGITS_SPLIT_SEED = 0
 
 
+
+MAX_CLASSES = 100_000  # a label at or above this is refused: each class is a one-hot column of every batch
+
+
 class DatasetError(ValueError):
     """A dataset is missing, malformed or does not match what it is used with; the message names the file."""
 
@@ -180,20 +184,23 @@ class ImageFolderDataset(ImageDataset):
         entries = meta.get("labels") if isinstance(meta, dict) else None
         if entries is None:
             return None
+        if not isinstance(entries, list):
+            raise DatasetError(f"{self.path}/dataset.json: 'labels' is a {type(entries).__name__}; expected a list of "
+                               f"[file name, integer class] or null")
         table = {}
         for entry in entries:
             if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], int)
                     and not isinstance(entry[1], bool)):
-                raise DatasetError(f"{self.path}/dataset.json: label entry {entry!r} is not [file name, integer class]")
+                raise DatasetError(f"{self.path}/dataset.json: label entry {str(entry)[:200]} is not [file name, "
+                                   f"integer class]")
+            if not 0 <= entry[1] < MAX_CLASSES:
+                raise DatasetError(f"{self.path}/dataset.json: label {str(entry[1])[:40]} of {str(entry[0])[:200]!r} is "
+                                   f"outside the classes 0..{MAX_CLASSES - 1}")
             table[str(entry[0]).replace("\\", "/")] = entry[1]
         missing = [f for f in self.files if f not in table]
         if missing:
             raise DatasetError(f"{self.path}/dataset.json: no label for {missing[0]!r}")
-        labels = np.array([table[f] for f in self.files], dtype=np.int64)
-        if labels.min() < 0:
-            bad = self.files[int(labels.argmin())]
-            raise DatasetError(f"{self.path}/dataset.json: label {labels.min()} of {bad!r} is negative; classes are 0..K-1")
-        return labels
+        return np.array([table[f] for f in self.files], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.files)

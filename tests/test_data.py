@@ -135,12 +135,12 @@ def test_dataset_must_fit_the_network(tmp_path, tiny_net):
 
 def test_bad_labels(tmp_path):
     root = make_folder(tmp_path)
-    (root / "dataset.json").write_text(json.dumps({"labels": [["00000/img00000000.png", -1]]}))
+    (root / "dataset.json").write_text(json.dumps({"labels": [["00000/img00000000.png", 1]]}))
     with pytest.raises(DatasetError, match="no label for"):
         ImageFolderDataset(root)
     names = [f"00000/img{i:08d}.png" for i in range(3)]
     (root / "dataset.json").write_text(json.dumps({"labels": [[n, -1] for n in names]}))
-    with pytest.raises(DatasetError, match="negative"):
+    with pytest.raises(DatasetError, match="outside the classes 0..99999"):
         ImageFolderDataset(root)
     (root / "dataset.json").write_text("{oops")
     with pytest.raises(DatasetError, match="not valid JSON"):

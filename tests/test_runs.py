@@ -4,6 +4,7 @@ errors (exit code 2) for what a user can get wrong."""
 
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -263,6 +264,12 @@ def test_bad_dataset_files_are_one_line_errors(tmp_path):
         z.writestr("dataset.json", json.dumps(dict(labels=[[n, True] for n in sorted(z.namelist())[:4]])))
     with pytest.raises(DatasetError, match=r"label entry \['.*', True\] is not \[file name, integer class\]"):
         open_dataset(zipped)
+    for labels, why in ((5, "'labels' is a int; expected a list"), ([["x", 10 ** 30]], "label 1000000000000000000000000000000 "
+                        "of 'x' is outside the classes 0..99999"), ([["x", -1]], "label -1 of 'x' is outside")):
+        with zipfile.ZipFile(zipped, "a") as z:
+            z.writestr("dataset.json", json.dumps(dict(labels=labels)))
+        with pytest.raises(DatasetError, match=re.escape(why)):
+            open_dataset(zipped)
     bomb = tmp_path / "bomb"
     bomb.mkdir()
     Image.new("L", (8, 8)).save(bomb / "a.png")
