@@ -78,7 +78,7 @@ def check_bank(bank: dict, teacher: torch.nn.Module, teacher_sha256: str, size: 
 def load_or_build_bank(teacher: torch.nn.Module, teacher_path: str | Path, size: int, num_steps: int,
                        folder: str | Path, device) -> dict:
     """The cached bank (see :func:`bank_path`), built and written atomically when missing or when the file fails
-    :func:`check_bank` (saying why); tensors on ``device`` and its ``path``."""
+    :func:`check_bank` (saying why); tensors on ``device``, its ``path`` and its ``digest`` (over all it holds)."""
     path = bank_path(teacher_path, size, num_steps, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     teacher_sha256 = file_sha256(teacher_path)
@@ -90,6 +90,7 @@ def load_or_build_bank(teacher: torch.nn.Module, teacher_path: str | Path, size:
             try:
                 check_stored_zip(path)
                 bank = torch.load(path, map_location="cpu", weights_only=True)
+                digest = bank.get("digest") if isinstance(bank, dict) else None
                 check_bank(bank, teacher, teacher_sha256, size, num_steps)
             except Exception as exc:  # unreadable, truncated, edited or another teacher's: never used
                 why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -98,11 +99,12 @@ def load_or_build_bank(teacher: torch.nn.Module, teacher_path: str | Path, size:
         if bank is None:
             bank = build_bank(teacher, size, num_steps, device)
             record = dict(bank, teacher_sha256=teacher_sha256, num_steps=num_steps)
+            digest = content_digest(record)
             buf = io.BytesIO()
-            torch.save(dict(record, digest=content_digest(record)), buf)
+            torch.save(dict(record, digest=digest), buf)
             atomic_write_bytes(path, buf.getvalue())
     tensors = {k: bank[k].to(device) for k in ("noise", "target", "labels")}
-    return dict(tensors, path=path)
+    return dict(tensors, path=path, digest=digest)
 
 
 def bank_indices(batch_idx: int, batch: int, size: int, seed: int, dist_info) -> torch.Tensor:

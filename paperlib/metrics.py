@@ -11,6 +11,7 @@ Statistics are float64 means and unbiased covariances; FID is clean-fid's ``frec
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import zipfile
@@ -27,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from paperlib.assets import ASSETS
+from paperlib.store.files import file_sha256
 
 DIGITS_FEATNET = ASSETS / "digits_featnet.safetensors"
 INCEPTION_FILENAME = "inception-2015-12-05.pt"
@@ -96,6 +98,7 @@ class DigitsExtractor:
         self.net.eval().to(device)
         self.device = device
         self.name = "digits-featnet"
+        self.sha256 = file_sha256(path)  # the feature network's identity, in every record it scores
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -439,4 +442,17 @@ def evaluate_network(net, extractor: Callable, ref: Reference, num: int = 1000, 
                                progress=progress)
     out = evaluate_features(extract_features(extractor, images), ref)
     out["nfe"] = 1 if isinstance(net, GDDPrecond) else nfe_of(18 if num_steps is None else num_steps)
+    out["samples_sha256"] = samples_digest(images)
+    if getattr(extractor, "sha256", None):
+        out["features_sha256"] = extractor.sha256
     return out
+
+
+def samples_digest(images: np.ndarray) -> str:
+    """Hex SHA-256 of uint8 samples [N, C, H, W] (their shape, then their bytes in C order): what an evaluation
+    scored, so that a rerun can show it scored the same images."""
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise MetricError(f"samples to digest must be uint8 [N, C, H, W], got {images.dtype} {list(images.shape)}")
+    digest = hashlib.sha256(repr(tuple(images.shape)).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()

@@ -240,7 +240,8 @@ class InstanceObjective(Objective):
         if cfg.instance_bank:
             self.bank = load_or_build_bank(self.teacher, cfg.teacher, cfg.instance_bank, cfg.instance_steps,
                                            bank_folder(cfg.bank_dir, cfg.run_dir), device)
-            self.info["instance_bank"] = dict(size=cfg.instance_bank, file=str(self.bank["path"]))
+            self.info["instance_bank"] = dict(size=cfg.instance_bank, file=str(self.bank["path"]),
+                                             digest=self.bank["digest"])
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):
         if self.bank is not None:

@@ -26,6 +26,7 @@ from paperlib.config import TrainConfig
 from paperlib.devices import DistInfo, configure_backends, init_distributed, resolve_device
 from paperlib.objectives import Objective, build_objective, speed_up
 from paperlib.store.checkpoints import weights_identity
+from paperlib.store.provenance import training_part
 from paperlib.store.run_folder import NonFiniteError, Progress, RunFolder, append_log, say
 
 
@@ -143,6 +144,8 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable | None = No
                 trainable=sum(p.numel() for p in net.parameters() if p.requires_grad))
     if is_main:
         announce(cfg, info)
+        if at.cur_nimg < total:  # where this part trains, kept for the record made when the run is evaluated
+            folder.note_part(training_part(at.cur_nimg / 1000), fresh=state is None)
     bar = tqdm(total=total, initial=min(at.cur_nimg, total), unit="img", unit_scale=True,
                disable=not (progress and is_main), desc=cfg.objective)
     clock, watch = Clock(at.trained_seconds, at.cur_nimg), NonFiniteWatch(objective, device)

@@ -158,9 +158,8 @@ def test_the_machine_effect_is_the_kind_of_cpu_changing_the_difference_not_one_s
 
 
 def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_claim(tmp_path, smoke_teacher, capsys):
-    from paperlib.store.checkpoints import weights_identity
     from paperlib.study.evidence.tables import TEACHER_STEPS, table_jobs, write_evidence_table
-    from paperlib.study.ledger import write_record
+    from paperlib.study.ledger import run_record, teacher_record, write_record
 
     results = tmp_path / "results"
     (results / "evidence" / "digits").mkdir(parents=True)
@@ -180,20 +179,22 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
         if job.preset != "digits-instance":  # a discriminator's view, as GAN runs log it
             curve.update(d_logit_real=list(logits.normal(0, 0.02, 18)), d_logit_fake=list(logits.normal(0, 0.02, 18)),
                          d_accuracy_real=[0.5] * 18, d_accuracy_fake=[0.52] * 18)
-        write_record(results / "ledger", dict(
-            ledger=1, name=job.record, protocol=protocol.EVIDENCE_VERSION, machine=dict(cpu="x", cpu_capability="y"),
-            curve=curve, evaluation=dict(fid=fid, fid_test=fid + 3, kid=0.1, precision=0.8, recall=0.8,
-                                         memorisation=1.0, copy_share=0.05 + 0.005 * rng.standard_normal())))
+        result = dict(config=job.config(), preset=job.preset, seed=job.overrides["seed"], lr=job.overrides["lr"],
+                      num=job.eval_num, eval_start=job.eval_start, kimg=144.0, train_seconds=1.0, frozen_fraction=0.0,
+                      fid=fid, fid_test=fid + 3, kid=0.1, precision=0.8, recall=0.8, memorisation=1.0,
+                      copy_share=0.05 + 0.005 * rng.standard_normal())
+        write_record(results / "ledger", dict(run_record(job.record, result, curve, protocol.EVIDENCE_VERSION),
+                                              machine=dict(cpu="x", cpu_capability="y")))
     teacher = protocol.MINI_TEACHERS[False]
     for row, steps in TEACHER_STEPS.items():
         for k in range(protocol.TEACHER_RANGES):
             span = protocol.teacher_latents("digits", row, k)
             fid = (900.0 if row == "teacher1" else 2.5) + 0.2 * rng.standard_normal()
-            write_record(results / "ledger", dict(
-                ledger=1, name=f"evidence/digits/{row}/range{k}", protocol=protocol.EVIDENCE_VERSION,
-                teacher=weights_identity(teacher),
-                steps=steps, ranges=[dict(latents=[span.start, span.stop - 1], fid=fid, fid_test=fid + 3, kid=0.1,
-                                          precision=0.8, recall=0.9, memorisation=1.0, copy_share=0.05)]))
+            write_record(results / "ledger", teacher_record(
+                f"evidence/digits/{row}/range{k}", teacher, steps,
+                [dict(latents=[span.start, span.stop - 1], num=protocol.EVIDENCE_NUM, fid=fid, fid_test=fid + 3,
+                      kid=0.1, precision=0.8, recall=0.9, memorisation=1.0, copy_share=0.05)], 1.0,
+                protocol.EVIDENCE_VERSION))
     table = write_evidence_table("digits", results=str(results), figures=str(tmp_path / "figures"),
                                  runs=str(tmp_path / "runs"))
     for name in ("evidence_curves_digits.png", "evidence_discriminator_digits.png"):

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -349,3 +350,38 @@ def test_out_of_range_and_non_finite_arguments_are_one_line_errors(tmp_path, smo
     one_line(*run_main(capsys, "fid", "--ckpt", smoke_teacher, "--ref", str(tmp_path / "missing.npz"), "--features",
                        "digits", "--device", "cpu", "--num", "10000"), "missing.npz")
     assert time.time() - started < 5  # refused before 10,000 samples were generated
+
+
+# 10. Ledger records are checked before any table, rate choice or verdict uses them; a refused record is left as found.
+def test_a_tampered_ledger_record_is_refused_in_one_line_naming_it(tmp_path, capsys):
+    from paperlib.study.ledger import record_digest
+
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / "ledger" / "evidence" / "digits", results / "ledger" / "evidence" / "digits")
+    (results / "evidence" / "digits").mkdir(parents=True)
+    shutil.copy(ROOT / "results" / "evidence" / "digits" / "rates.json", results / "evidence" / "digits")
+    path = results / "ledger" / "evidence" / "digits" / "table" / "gddi-lr0.0003" / "seed3.json"
+    committed = json.loads(path.read_text())
+    run = ["run", "evidence", "--datasets", "digits", "--results", str(results), "--runs", str(tmp_path / "runs"),
+           "--figures", str(tmp_path / "figures"), "--minutes", "0"]
+
+    def tampered(record: dict, digest: bool = True, text: str | None = None) -> str:
+        text = text or json.dumps(dict(record, digest=record_digest(record)) if digest else record)
+        path.write_text(text)
+        line = one_line(*run_main(capsys, *run), str(path))
+        assert path.read_text() == text  # left as found
+        return line
+
+    assert "lacks 'config_hash'" in tampered({k: v for k, v in committed.items() if k != "config_hash"})
+    edited = dict(committed, evaluation=dict(committed["evaluation"], fid=2.09))
+    assert "does not match its digest" in tampered(edited, digest=False)
+    assert "fid is nan; expected a finite number" in tampered(dict(edited, evaluation=dict(edited["evaluation"],
+                                                                                           fid=float("nan"))))
+    assert "'seed' is str" in tampered(dict(committed, seed="3"))
+    assert "not a readable ledger record" in tampered(committed, text='{"seed": ' + "9" * 5000 + "}")
+    with open(path, "wb") as f:  # a sparse 1 GB record: refused by its size, never read
+        f.truncate(1 << 30)
+    one_line(*run_main(capsys, *run), str(path), "more than a ledger record holds")
+    assert path.stat().st_size == 1 << 30
+    path.write_text(json.dumps(committed))
+    assert run_main(capsys, *run)[0] == 0  # the record restored: the table is written again

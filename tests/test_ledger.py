@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from paperlib.metrics import DIGITS_FEATNET
+from paperlib.store.files import file_sha256
 from paperlib.store.run_folder import RunError, RunFolder, read_log
 from paperlib.study import pool
 from paperlib.study.check import check_records
 from paperlib.study.jobs import Job, run_job
-from paperlib.study.ledger import LedgerError, record_path
+from paperlib.study.ledger import LedgerError, config_hash, record_path, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,13 +58,13 @@ def test_a_table_never_mixes_protocol_versions(rebuilt):
     from paperlib.study.evidence.tables import assemble_evidence_table
 
     path = record_path(rebuilt / "results" / "ledger", "evidence/digits/table/gdd-lr0.0003/seed2")
-    record = json.loads(path.read_text())
-    path.write_text(json.dumps(dict(record, protocol="0123456789ab")))
+    committed = path.read_bytes()
+    write_record(rebuilt / "results" / "ledger", dict(json.loads(committed), protocol="0123456789ab"))
     try:
         with pytest.raises(LedgerError, match=r"the digits evidence table would mix records of protocol versions"):
             assemble_evidence_table("digits", str(rebuilt / "results"))
     finally:
-        path.write_text(json.dumps(record))
+        path.write_bytes(committed)
 
 
 def test_the_check_retrains_a_record_bit_for_bit_and_names_what_differs(tmp_path, smoke_teacher):
@@ -74,16 +76,26 @@ def test_the_check_retrains_a_record_bit_for_bit_and_names_what_differs(tmp_path
     record = json.loads(path.read_text())
     assert record["config"]["teacher"].startswith("weights:") and "run_dir" not in record["config"]
     assert record["machine"]["cpu_capability"] and record["machine"]["threads"] >= 1 and record["code"]
+    # where it trained, whether it resumed, and what it evaluated, each by its digest
+    assert [p["from_kimg"] for p in record["trained"]] == [0] and record["resumed_at_kimg"] == []
+    assert record["trained"][0]["machine"] == record["machine"] and record["trained"][0]["code"] == record["code"]
+    assert record["digests"]["network"] == file_sha256(RunFolder(job.run_dir).network)
+    assert record["digests"]["features"] == file_sha256(DIGITS_FEATNET) and len(record["digests"]["samples"]) == 64
+    assert record["digests"]["bank"] is None
     common = dict(runs=str(tmp_path / "runs"), results=str(tmp_path / "results"), workers=1, names=(job.record,),
                   jobs={job.record: job})
     report = check_records(**common)
     assert report["passed"] and report["checks"][0]["rule"] == "bit for bit"  # retrained in runs/check/, not read
+    assert set(report["checks"][0]["digests"]) == {"network", "samples"}
     assert json.loads((tmp_path / "results" / "mini-check.json").read_text())["passed"]
-    path.write_text(json.dumps(dict(record, evaluation=dict(record["evaluation"], fid=record["evaluation"]["fid"] + 1e-9))))
+    # a record that says another FID and another network (written as a record is, with its digest): both named
+    write_record(ledger, dict(record, evaluation=dict(record["evaluation"], fid=record["evaluation"]["fid"] + 1e-9),
+                              digests=dict(record["digests"], network="0" * 64)))
     report = check_records(**common)
     assert not report["passed"] and [k for k, m in report["checks"][0]["metrics"].items() if not m["ok"]] == ["fid"]
-    record["config"]["lr"], record["config_hash"] = 0.5, "edited"  # another config under the run's name
-    path.write_text(json.dumps(record))
+    assert [k for k, d in report["checks"][0]["digests"].items() if not d["ok"]] == ["network"]
+    record["config"]["lr"] = 0.5  # another config under the run's name
+    write_record(ledger, dict(record, config_hash=config_hash(record["config"])))
     with pytest.raises(LedgerError, match=r"seed1.json holds this run with another config \(lr: 0.5 -> "):
         run_job(job)
 

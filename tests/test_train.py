@@ -470,7 +470,7 @@ def check_pinned_weights(tmp_path, smoke_teacher):
 
     from safetensors.torch import load_file
 
-    from paperlib.study.ledger import machine
+    from paperlib.store.provenance import machine
 
     info = machine()
     kind = (info["cpu"], info["cpu_capability"], "amx_tile" in Path("/proc/cpuinfo").read_text(), torch.get_num_threads())

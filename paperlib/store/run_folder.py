@@ -3,6 +3,7 @@ resume that refuses a changed run, and training states that are checked and fall
 
 :class:`RunFolder` owns the files of a run folder, and is the only place their names are spelled: ``config.json``
 (the run's TrainConfig), ``metrics.jsonl`` (one JSON record per line, read only by :func:`read_log`),
+``parts.jsonl`` (one line per start or resume of training: when, from which kimg, code and machine),
 ``training-state-<nimg>.pt`` (torch files read with ``weights_only=True``), ``network-snapshot-<nimg>.safetensors``
 and ``network.safetensors`` (paperlib's network format), ``result.json`` (the final evaluation),
 ``progress/kimg-<nimg>.npz`` (sample grids over training) and ``.lock`` (held by the writing process). Every file is
@@ -62,6 +63,10 @@ class RunFolder:
         return self.path / "metrics.jsonl"
 
     @property
+    def parts_log(self) -> Path:
+        return self.path / "parts.jsonl"
+
+    @property
     def result(self) -> Path:
         return self.path / "result.json"
 
@@ -98,6 +103,18 @@ class RunFolder:
     def records(self) -> list[dict]:
         """The log's records, read without changing the file (a live run may be writing its last line)."""
         return read_log(self.log, repair=False)
+
+    def parts(self) -> list[dict]:
+        """Each start or resume of training (:func:`paperlib.store.provenance.training_part`), in order; empty for a
+        folder trained before paperlib noted them."""
+        return read_log(self.parts_log, repair=False) if self.parts_log.exists() else []
+
+    def note_part(self, part: dict, fresh: bool) -> None:
+        """Note that training starts (``fresh``: from scratch, earlier notes dropped) or resumes, as ``part`` says."""
+        if fresh:
+            write_log(self.parts_log, [part])
+        else:
+            append_log(self.parts_log, part)
 
     def curve(self) -> dict[str, list[float]]:
         """What the run's callbacks logged during training (every key logged as ``eval_<key>``; FID, precision,

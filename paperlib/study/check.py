@@ -11,11 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from paperlib.store.files import atomic_write_bytes
+from paperlib.store.provenance import machine
 from paperlib.study.evidence.ablation import ablation_jobs, pilot_jobs
 from paperlib.study.evidence.rates import rate_jobs
 from paperlib.study.evidence.tables import table_jobs
 from paperlib.study.jobs import Job
-from paperlib.study.ledger import ledger_dir, machine, read_record
+from paperlib.study.ledger import ledger_dir, read_record
 from paperlib.study.pool import default_workers, run_jobs
 from paperlib.study.protocol import MINI_DATASETS
 
@@ -80,8 +81,13 @@ def _compare(record: dict, result: dict, row: list[dict], log) -> dict:
         sd = statistics.stdev(values) if len(values) > 1 else float("nan")
         ok = again == recorded if rule == "bit for bit" else abs(again - recorded) <= TOLERANCE_SDS * sd
         metrics[key] = dict(recorded=recorded, retrained=again, row_sd=sd, ok=bool(ok))
+    # Bit for bit means the same network file and the same samples, where the record carries their digests.
+    digests = {key: dict(recorded=recorded, retrained=result.get(f"{key}_sha256"),
+                         ok=rule != "bit for bit" or recorded == result.get(f"{key}_sha256"))
+               for key, recorded in (record.get("digests") or {}).items() if key in ("network", "samples") and recorded}
     check = dict(record=record["name"], rule=rule, recorded_on=record.get("machine"),
-                 passed=all(m["ok"] for m in metrics.values()), metrics=metrics)
+                 passed=all(m["ok"] for m in [*metrics.values(), *digests.values()]), metrics=metrics, digests=digests)
     log(f"{record['name']}: {'passed' if check['passed'] else 'FAILED'} ({rule}): "
-        + ", ".join(f"{k} {m['recorded']:.3f} -> {m['retrained']:.3f}" for k, m in metrics.items()))
+        + ", ".join(f"{k} {m['recorded']:.3f} -> {m['retrained']:.3f}" for k, m in metrics.items())
+        + "".join(f", {k} digest {'equal' if d['recorded'] == d['retrained'] else 'differs'}" for k, d in digests.items()))
     return check

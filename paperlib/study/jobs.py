@@ -13,7 +13,7 @@ from paperlib.evaluation import TRAINING_FID_SEED_START, fid_callback, held_out_
 from paperlib.metrics import DigitsExtractor, Reference, digits_reference, evaluate_network
 from paperlib.presets import preset_config
 from paperlib.store.checkpoints import load_network
-from paperlib.store.files import atomic_write_bytes
+from paperlib.store.files import atomic_write_bytes, file_sha256
 from paperlib.store.run_folder import NonFiniteError, RunFolder, config_changes
 from paperlib.study.ledger import diverged_record, matching_record, result_of, run_record, write_record
 from paperlib.training import train
@@ -107,8 +107,10 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
     goes into the run's ``metrics.jsonl``, with the discriminator's view of the held-out digits beside it (GAN runs
     on digits), and sample grids of fixed seeds into ``run_dir/progress/`` (see :func:`fid_callback`). Returns the
     config overrides, seed, learning rate, training summary, training wall time
-    (summed over resumed parts, evaluations excluded), the sample count ``num`` and first seed ``eval_start``, the
-    metrics and, with ``fid_every_kimg``, the ``curve`` of FID during training (:meth:`~paperlib.store.run_folder.RunFolder.curve`,
+    (summed over resumed parts, evaluations excluded) and each part's start (``training_parts``: where and from which
+    code it trained), the sample count ``num`` and first seed ``eval_start``, the metrics with the digests of the
+    samples scored and of the feature net, the network file's SHA-256 (and the instance bank's digest) and, with
+    ``fid_every_kimg``, the ``curve`` of FID during training (:meth:`~paperlib.store.run_folder.RunFolder.curve`,
     plus its ``num`` and first seed ``start``; its FIDs use per-sample seeds ``curve_start ..``).
     """
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
@@ -120,7 +122,8 @@ def train_and_evaluate(preset: str, run_dir: str, extractor: Callable, ref: Refe
     net = load_network(folder.network).to(device)
     metrics = evaluate_network(net, extractor, ref, num=eval_num, seed_offset=eval_start, device=device, progress=False)
     result = dict(preset=preset, run_dir=run_dir, overrides=overrides, config=asdict(cfg), seed=cfg.seed, lr=cfg.lr,
-                  teacher_weights=summary["teacher_weights"],
+                  teacher_weights=summary["teacher_weights"], network_sha256=file_sha256(folder.network),
+                  bank_digest=summary.get("instance_bank", {}).get("digest"), training_parts=folder.parts(),
                   train_seconds=summary["train_seconds"], kimg=summary["nimg"] / 1000,
                   frozen_fraction=summary.get("freezing", {}).get("frozen_fraction", 0.0), eval_start=eval_start,
                   **metrics, curve=dict(folder.curve(), num=curve_num, start=curve_start) if fid_every_kimg else None)

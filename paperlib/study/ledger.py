@@ -11,26 +11,29 @@ A record found with another config than the one asked for is refused, never sile
 
 from __future__ import annotations
 
-import datetime
-import functools
 import hashlib
 import json
+import math
 import os
-import platform
-import subprocess
 from pathlib import Path
 
-import torch
-
-from paperlib.assets import ROOT
 from paperlib.store.checkpoints import weights_identity
 from paperlib.store.files import atomic_write_bytes
+from paperlib.store.provenance import code_commit, machine, now
 
 LEDGER_FORMAT = 1
 # What a run's evaluation records (metrics.evaluate_features' keys, and the sampler's NFE), in this order.
 RECORDED_METRICS = ("fid", "fid_test", "kid", "precision", "recall", "memorisation", "copy_share", "nfe")
 # Config keys that say where or how a run was watched, not what it computes: left out of a record's config.
 LOCAL_KEYS = ("run_dir", "device", "num_workers", "keep_states", "max_nonfinite_steps", "bank_dir")
+
+
+MAX_RECORD_BYTES = 4 << 20  # a record with its training curve is about 20 KB
+_COMMON_FIELDS = dict(name=(str,), kind=(str,), protocol=(str,), code=(str,), machine=(dict,), made=(str,),
+                      origin=(str,))
+_RUN_FIELDS = dict(preset=(str,), seed=(int,), lr=(float, int), config=(dict,), config_hash=(str,),
+                   evaluation=(dict,), kimg=(float, int))
+_TEACHER_FIELDS = dict(teacher=(str,), steps=(int,), ranges=(list,), sample_seconds=(float, int))
 
 
 class LedgerError(ValueError):
@@ -70,58 +73,33 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=1)
-def code_commit() -> str:
-    """The checkout's commit, with '+changes' when paperlib's code differs from it; 'unknown' outside a checkout."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "paperlib"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if head.returncode:
-        return "unknown"
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
-
-
-def machine() -> dict:
-    """What the arithmetic of a run depends on besides its config: CPU model, torch's CPU capability (the vector
-    instructions its kernels use), thread count, torch version and device."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return dict(cpu=model, cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(),
-                torch=torch.__version__, cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
-
-
 def cpu_kind(record: dict) -> str | None:
     """The kind of CPU a record was made on ('model / torch capability'), or None for a record without a machine."""
     made = record.get("machine") or {}
     return f"{made.get('cpu')} / {made.get('cpu_capability')}" if made else None
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 def run_record(name: str, result: dict, curve: dict | None, protocol: str, origin: str = "run") -> dict:
     """The record of one finished training run from its result (:func:`paperlib.study.jobs.train_and_evaluate`),
     made under ``protocol`` (a version hash): its evaluation's latents are the per-sample seeds
-    ``eval_start .. eval_start + num - 1``."""
+    ``eval_start .. eval_start + num - 1``. Besides ``code`` and ``machine`` (where the record is made) it keeps
+    where the run trained (``trained``: each start or resume with its code and machine; ``resumed_at_kimg``, empty
+    for a run trained in one go; both None where the run folder predates them) and the SHA-256 ``digests`` of the
+    network file, of the uint8 samples scored, of the feature net and, for instance distillation, of its bank."""
     config = portable_config(result["config"])
     metrics = {k: result[k] for k in RECORDED_METRICS if result.get(k) is not None}
     start = result.get("eval_start", 0)
+    parts = result.get("training_parts") or None
+    digests = dict(network=result.get("network_sha256"), samples=result.get("samples_sha256"),
+                   features=result.get("features_sha256"), bank=result.get("bank_digest"))
     return dict(ledger=LEDGER_FORMAT, name=name, kind="run", preset=result["preset"], seed=result["seed"],
                 lr=result["lr"], config=config, config_hash=config_hash(config), protocol=protocol, code=code_commit(),
-                machine=machine(), made=_now(), origin=origin,
+                machine=machine(), made=now(), origin=origin,
                 evaluation=dict(latents=[start, start + result["num"] - 1], num=result["num"], **metrics),
                 kimg=result["kimg"], train_seconds=result["train_seconds"], frozen_fraction=result["frozen_fraction"],
-                curve=curve)
+                trained=parts, resumed_at_kimg=None if parts is None else [p["from_kimg"] for p in parts
+                                                                            if p["from_kimg"] > 0],
+                digests=digests, curve=curve)
 
 
 def diverged_record(name: str, config: dict, preset: str, num: int, eval_start: int, why: str, folder,
@@ -132,32 +110,109 @@ def diverged_record(name: str, config: dict, preset: str, num: int, eval_start: 
     last = (folder.records() or [{}])[-1] if folder.log.exists() else {}
     return dict(ledger=LEDGER_FORMAT, name=name, kind="run", preset=preset, seed=config["seed"], lr=config["lr"],
                 config=portable, config_hash=config_hash(portable), protocol=protocol, code=code_commit(),
-                machine=machine(), made=_now(), origin="run", diverged=why,
+                machine=machine(), made=now(), origin="run", diverged=why,
                 evaluation=dict(latents=[eval_start, eval_start + num - 1], num=num), kimg=last.get("kimg", 0.0),
                 train_seconds=last.get("train_seconds"), frozen_fraction=None, curve=None)
 
 
 
 
+def record_digest(record: dict) -> str:
+    """Hex SHA-256 over a record's content (every key but ``digest``, keys sorted): an edited record no longer
+    matches the digest it carries."""
+    content = {k: v for k, v in record.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 def write_record(ledger: str | os.PathLike, record: dict) -> Path:
+    """Write ``record`` (checked first, :func:`check_record`) with its digest, atomically; returns its path."""
     path = record_path(ledger, record["name"])
+    record = dict(record, digest=record_digest(record))
+    check_record(record, record["name"], path)
     atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
     return path
 
 
 def read_record(ledger: str | os.PathLike, name: str) -> dict | None:
-    """The record ``name``, or None when there is none; an unreadable one is a LedgerError naming it."""
+    """The record ``name``, or None when there is none. One that is too large, unreadable or fails
+    :func:`check_record` is a LedgerError naming it: no table, rate choice or verdict is computed from it."""
     path = record_path(ledger, name)
     if not path.exists():
         return None
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise LedgerError(f"{path}: {path.stat().st_size:,} bytes, more than a ledger record holds "
+                          f"({MAX_RECORD_BYTES:,}); restore it from git or delete it to retrain the run")
     try:
         record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise LedgerError(f"{path}: not a readable ledger record ({exc}); restore it from git or delete it to "
-                          f"retrain the run") from None
-    if not isinstance(record, dict) or record.get("ledger") != LEDGER_FORMAT:
-        raise LedgerError(f"{path}: not a ledger record of format {LEDGER_FORMAT}")
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # ValueError: bad JSON, or an int too long
+        raise LedgerError(f"{path}: not a readable ledger record ({str(exc)[:200]}); restore it from git or delete "
+                          f"it to retrain the run") from None
+    check_record(record, name, path)
     return record
+
+
+def check_record(record, name: str, path) -> None:
+    """Refuse (LedgerError naming ``path``) a record that is not what :func:`run_record`, :func:`diverged_record`
+    or :func:`teacher_record` writes: a missing field or one of the wrong type, a non-finite or negative count, a
+    non-finite metric, a config whose hash is not ``config_hash``, another name than ``name``, or content that
+    does not match its ``digest``."""
+    def fail(why: str):
+        raise LedgerError(f"{path}: {why}; restore the record from git, or delete it to make it again")
+
+    if not isinstance(record, dict) or record.get("ledger") != LEDGER_FORMAT:
+        fail(f"not a ledger record of format {LEDGER_FORMAT}")
+    fields = dict(_COMMON_FIELDS, **(_RUN_FIELDS if record.get("kind") == "run" else _TEACHER_FIELDS))
+    if record.get("kind") not in ("run", "teacher"):
+        fail(f"kind {record.get('kind')!r}; expected 'run' or 'teacher'")
+    for key, kinds in fields.items():
+        if key not in record:
+            fail(f"lacks {key!r}")
+        if not isinstance(record[key], kinds) or isinstance(record[key], bool):
+            fail(f"{key!r} is {type(record[key]).__name__}; expected {' or '.join(k.__name__ for k in kinds)}")
+    if record["name"] != name:
+        fail(f"holds the record {record['name']!r}, not {name!r}")
+    if record.get("digest") != record_digest(record):
+        fail("its content does not match its digest (edited?)" if "digest" in record else "it carries no digest")
+    if record["kind"] == "run":
+        if record["config_hash"] != config_hash(record["config"]):
+            fail("its config does not match its config_hash")
+        _check_numbers(record, ("seed", "kimg", "train_seconds", "frozen_fraction"), fail, "")
+        if not (math.isfinite(record["lr"]) and record["lr"] > 0):
+            fail(f"lr {record['lr']!r}; expected a finite rate above 0")
+        _check_evaluation(record["evaluation"], fail, "evaluation", metrics=not record.get("diverged"))
+    else:
+        if not record["ranges"]:
+            fail("holds no evaluated range")
+        for i, evaluation in enumerate(record["ranges"]):
+            _check_evaluation(evaluation, fail, f"range {i}", metrics=True)
+        _check_numbers(record, ("steps", "sample_seconds"), fail, "")
+
+
+def _check_numbers(values: dict, keys, fail, where: str) -> None:
+    for key in keys:
+        value = values.get(key)
+        if value is None and key in ("train_seconds", "frozen_fraction"):  # a diverged run has none
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            fail(f"{where}{key} is {value!r}; expected a finite number of at least 0")
+
+
+def _check_evaluation(evaluation, fail, where: str, metrics: bool) -> None:
+    """An evaluation: its latents [first, last] and sample count, and (``metrics``) each recorded metric finite."""
+    if not isinstance(evaluation, dict):
+        fail(f"its {where} is {type(evaluation).__name__}; expected a dict")
+    latents = evaluation.get("latents")
+    if not (isinstance(latents, list) and len(latents) == 2 and all(type(v) is int for v in latents)):
+        fail(f"its {where} latents are {latents!r}; expected [first, last] per-sample seeds")
+    _check_numbers(evaluation, ("num",), fail, f"its {where} ")
+    if metrics:
+        if "fid" not in evaluation:
+            fail(f"its {where} lacks 'fid'")
+        for key in RECORDED_METRICS:
+            value = evaluation.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                fail(f"its {where} {key} is {value!r}; expected a finite number")
 
 
 def matching_record(ledger: str | os.PathLike, name: str, config: dict, num: int, start: int = 0) -> dict | None:
@@ -194,9 +249,10 @@ def result_of(record: dict, run_dir: str) -> dict:
 def teacher_record(name: str, teacher: str, steps: int, ranges: list[dict], sample_seconds: float,
                    protocol: str, origin: str = "run") -> dict:
     """The record of a teacher sampled at ``steps`` Heun steps: one evaluation per disjoint latent range
-    (``ranges``: dicts with ``latents`` [first, last], ``num`` and the metrics)."""
+    (``ranges``: dicts with ``latents`` [first, last], ``num`` and the metrics, with the digests of the samples
+    scored and of the feature net where :func:`paperlib.metrics.evaluate_network` gave them)."""
     return dict(ledger=LEDGER_FORMAT, name=name, kind="teacher", teacher=weights_identity(teacher), steps=steps,
-                protocol=protocol, code=code_commit(), machine=machine(), origin=origin, made=_now(),
+                protocol=protocol, code=code_commit(), machine=machine(), origin=origin, made=now(),
                 ranges=ranges, sample_seconds=sample_seconds)
 
 

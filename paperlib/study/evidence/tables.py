@@ -22,7 +22,15 @@ from paperlib.study.evidence.plan import row_seeds
 from paperlib.study.evidence.rates import evidence_job, recorded_row
 from paperlib.study.evidence.verdicts import decide_claims
 from paperlib.study.jobs import Job
-from paperlib.study.ledger import LedgerError, check_one_protocol, cpu_kind, ledger_dir, read_record, teacher_record
+from paperlib.study.ledger import (
+    LedgerError,
+    check_one_protocol,
+    cpu_kind,
+    ledger_dir,
+    read_record,
+    teacher_record,
+    write_record,
+)
 from paperlib.study.protocol import (
     COPY_MARGIN,
     CURVE_EVERY_KIMG,
@@ -115,7 +123,7 @@ def teacher_ranges(dataset: str, row: str, results: str = "results", device: str
             record = teacher_record(name, teacher_path, TEACHER_STEPS[row],
                                     [dict(latents=[latents.start, latents.stop - 1], **metrics)],
                                     time.perf_counter() - started, EVIDENCE_VERSION)
-            atomic_write_bytes(ledger / f"{name}.json", (json.dumps(record, indent=1) + "\n").encode())
+            write_record(ledger, record)
             log(f"{dataset} {row} range {k}: FID {metrics['fid']:.3f} ({record['sample_seconds']:.0f} s)")
         records.append(record)
     return records
