@@ -11,8 +11,8 @@
 #                  (computed, training the two networks it needs where this checkout lacks them), each dataset's
 #                  protocol table (training only the runs the ledger lacks), the training curves, and the generated
 #                  sections of README.md, RESULTS.md and PROTOCOL.md
-#   mini-evidence  the protocol's runs (PROTOCOL.md), resumable across days and machines (--minutes N: stop
-#                  starting runs after N minutes), then its tables and verdicts
+#   mini-evidence  the protocol's runs (PROTOCOL.md, its amendments included), resumable across days and
+#                  machines (--minutes N: stop starting runs after N minutes), then its tables and verdicts
 #   mini-check     a stated sample of the ledger's runs retrained from scratch and compared with their records
 #   paper          one dataset's table at paper scale, from the files you bring (PAPER_SCALE.md)
 #   lab            JupyterLab at the repository root in this environment (as root too)
@@ -58,7 +58,7 @@ case "$scale" in
     python -m paperlib check ;;
   mini-evidence)  # the rate sweeps first: the tables' and the freeze ablation's rates are chosen from them
     python -m paperlib run rates,freeze-rates --datasets digits,digits-cond "${params[@]}"
-    python -m paperlib run evidence,freeze-evidence --datasets digits,digits-cond "${params[@]}"
+    python -m paperlib run evidence,freeze-evidence,confirm --datasets digits,digits-cond "${params[@]}"
     notebook tables "mini" ;;
   mini)
     notebook layer_activation "mini" compute=true

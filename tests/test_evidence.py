@@ -5,6 +5,7 @@ version, a diverged pilot recorded as diverged)."""
 import itertools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from paperlib.study.evidence.rates import choose_rates, rate_jobs
 from paperlib.study.evidence.significance import holm, one_sided_test, power, seeds_needed
 from paperlib.study.jobs import Job, run_job
 from paperlib.study.ledger import LedgerError, matching_record, read_record
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_one_sided_welch_test_agrees_with_scipy_for_superiority_and_non_inferiority():
@@ -54,6 +57,8 @@ def test_no_two_runs_or_teacher_ranges_share_a_latent_and_every_seed_is_drawn_as
                     for s in p.ABLATION_SEEDS]
     evaluations += [p.teacher_latents(d, row, k) for d in p.MINI_DATASETS for row in ("teacher1", "teacher35")
                     for k in range(p.TEACHER_RANGES)]
+    evaluations += [p.confirm_latents(d, m, s) for d in p.MINI_DATASETS for m in p.CONFIRM_METHODS
+                    for s in p.CONFIRM_SEEDS]
     spans = evaluations + [range(p.curve_latent_start(e), p.curve_latent_start(e) + p.CURVE_NUM) for e in evaluations]
     spans.append(range(BANK_SEED, BANK_SEED + 1))  # the bank's one generator: its seed's first draw
     assert all(span.stop <= p.SEED_WRAP for span in spans)  # SeedRandom draws seed % 2**32
@@ -68,6 +73,8 @@ def test_the_freeze_ablation_names_the_policies_freezing_knows():
     assert protocol.ABLATION_POLICIES == tuple(FREEZE_POLICIES)
     assert protocol.PILOT_PROTOCOL == "351e22ca5ea3"  # the first version, committed before any run: the pilots' rules
     assert protocol.EVIDENCE_VERSION == "559edbcfd97e"  # with Amendment 1: every table, range and ablation run
+    assert protocol.CONFIRM_VERSION == "11c6c7a1aa04"  # Amendment 2, committed before its first run
+    assert not set(protocol.CONFIRM_SEEDS) & set(protocol.TABLE_SEEDS)  # only fresh seeds decide it
 
 
 def test_rates_are_chosen_on_training_fid_with_diverged_pilots_out_and_ties_to_the_lower_rate():
@@ -273,3 +280,39 @@ def test_the_freeze_ablation_chooses_each_policys_rate_on_its_pilots_and_decides
     text = evidence_markdown(results)
     assert "ablation 21 of 21 runs" in text and "| gddi@best = gddi@fixed | 0.001 | 3 |" in text  # same runs, once
     assert "| none@best | 0.0003 |" in text and "| none@fixed | 0.001 |" in text
+
+
+def test_the_confirmation_trains_fresh_seeds_on_fresh_latents_and_decides_one_family_over_both_datasets(tmp_path):
+    import shutil
+
+    from paperlib.study.evidence.confirm import assemble_confirmation, confirm_jobs
+    from paperlib.study.ledger import run_record, write_record
+
+    results = tmp_path / "results"
+    for dataset in protocol.MINI_DATASETS:
+        (results / "evidence" / dataset).mkdir(parents=True)
+        shutil.copy(ROOT / "results" / "evidence" / dataset / "rates.json", results / "evidence" / dataset)
+    jobs = confirm_jobs(results=str(results))
+    assert {j.overrides["seed"] for j in jobs} == set(evidence_plan.confirm_seeds("digits")) == {11, 12, 13, 14, 15}
+    assert {j.protocol for j in jobs} == {protocol.CONFIRM_VERSION} and len(jobs) == 20
+    assert {(j.preset, j.overrides["lr"]) for j in jobs} == {("digits-gdd", 3e-4), ("digits-gddi", 3e-4),
+                                                             ("digits-cond-gdd", 1e-4), ("digits-cond-gddi", 1e-4)}
+    assert all(j.record.startswith(f"evidence/{j.preset.rsplit('-', 1)[0]}/confirm/") for j in jobs)
+    rng = np.random.default_rng(0)
+    for job in jobs:  # GDD-I: higher recall and fewer near-copies on digits; no difference on digits-cond
+        gddi, digits = job.preset.endswith("gddi"), job.preset.startswith("digits-g")
+        result = dict(config=job.config(), preset=job.preset, seed=job.overrides["seed"], lr=job.overrides["lr"],
+                      num=job.eval_num, eval_start=job.eval_start, kimg=144.0, train_seconds=1.0, frozen_fraction=0.0,
+                      fid=2 + rng.normal(0, 0.3), fid_test=7 + rng.normal(0, 0.8), kid=0.1, precision=0.9,
+                      recall=0.75 + 0.1 * (gddi and digits) + rng.normal(0, 0.01), memorisation=1.0,
+                      copy_share=0.07 - 0.01 * (gddi and digits) + rng.normal(0, 0.002))
+        write_record(results / "ledger", dict(run_record(job.record, result, None, job.protocol),
+                                              machine=dict(cpu="x", cpu_capability="y")))
+    table = assemble_confirmation(str(results))
+    verdicts = {c["key"]: c["verdict"] for c in table["claims"]}
+    assert verdicts["digits:recall"] == verdicts["digits:copies"] == "holds"
+    assert {verdicts["digits-cond:recall"], verdicts["digits-cond:copies"]} <= {"not decided", "does not hold"}
+    assert sorted(c["p_adjusted"] for c in table["claims"]) == holm(sorted(c["p"] for c in table["claims"]))
+    assert [r["dataset"] for r in table["reported"]] == list(protocol.MINI_DATASETS)
+    assert all("two-sided p" in r["sentence"] and r["low95"] < r["diff"] < r["high95"] for r in table["reported"])
+    assert table["protocol"] == protocol.CONFIRM_VERSION and len(table["rows"]) == 4

@@ -10,6 +10,8 @@ STUDY_HELP = {
                     "2 pilot seeds, choosing each policy's best rate",
     "freeze-evidence": "the protocol's freeze ablation (digits, 48 kimg, 3 seeds per policy at its best rate, "
                        "'none' and 'gddi' also at 1e-3) and its two verdicts (needs freeze-rates)",
+    "confirm": "Amendment 2's confirmation study: GDD and GDD-I at the common rate on fresh seeds, 144 kimg, and "
+               "its family's verdicts (recall, near-copy share), always on both datasets (needs the rates study)",
     "layers": "the layer-activation study on each dataset's teacher and the GDD and GDD-I networks of the mini "
               "presets (seed 1, trained where this checkout lacks them)",
 }

@@ -5,7 +5,8 @@ runs resume), then writes the summary of each study whose runs are all done. ``.
 
 Studies: ``rates`` and ``evidence`` (the protocol's rate sweeps and tables, :mod:`paperlib.study.evidence.rates`,
 :mod:`paperlib.study.evidence.tables`), ``freeze-rates`` and ``freeze-evidence`` (its freeze ablation,
-:mod:`paperlib.study.evidence.ablation`), and ``layers`` (the layer-activation study, :mod:`paperlib.study.layers`).
+:mod:`paperlib.study.evidence.ablation`), ``confirm`` (Amendment 2's confirmation, :mod:`paperlib.study.evidence.confirm`),
+and ``layers`` (the layer-activation study, :mod:`paperlib.study.layers`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from paperlib.study.evidence.ablation import ablation_jobs, ablation_rates, ablation_table, pilot_jobs
+from paperlib.study.evidence.confirm import confirm_jobs, write_confirmation
 from paperlib.study.evidence.rates import rate_jobs, rates_summary
 from paperlib.study.evidence.tables import table_jobs, write_evidence_table
 from paperlib.study.jobs import Job
@@ -56,6 +58,9 @@ STUDIES = {
     "freeze-evidence": Study(STUDY_HELP["freeze-evidence"],
                              lambda o: ablation_jobs(o.runs, o.results, o.device),
                              lambda o: ablation_table(o.results)),
+    "confirm": Study(STUDY_HELP["confirm"],
+                     lambda o: confirm_jobs(MINI_DATASETS, o.runs, o.results, o.device),  # one family
+                     lambda o: write_confirmation(o.results)),
     "layers": Study(STUDY_HELP["layers"],
                     lambda o: [job for d in o.datasets for job in generator_jobs(d, "mini", o.runs, o.device)],
                     lambda o: [compute_layer_study(d, "mini", o.results, o.figures, device=o.device, runs=o.runs,

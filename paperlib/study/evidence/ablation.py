@@ -128,7 +128,7 @@ def ablation_table(results: str = "results") -> dict:
         rows.append(dict(row, kimg=PILOT_KIMG, **summary))
         sides[row["key"]] = (evaluations, [cpu_kind(r) for r in found])
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records], "the freeze ablation")
-    claims = decide_claims(ABLATION_CLAIMS, sides, lambda metric: FID_MARGIN[DATASET])
+    claims = decide_claims(ABLATION_CLAIMS, sides, lambda claim: FID_MARGIN[DATASET])
     table = dict(dataset=DATASET, protocol=EVIDENCE_VERSION, kimg=PILOT_KIMG, eval_num=EVIDENCE_NUM,
                  fixed_rate=ABLATION_FIXED_RATE, best=best, rows=rows, claims=claims)
     atomic_write_bytes(_results_dir(results) / "ablation.json", json.dumps(table, indent=1, default=float).encode())

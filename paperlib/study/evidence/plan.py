@@ -12,6 +12,14 @@ from paperlib.study.protocol import (
     ABLATION_POLICIES,
     ABLATION_SEEDS,
     ALPHA,
+    CONFIRM_CLAIMS,
+    CONFIRM_METHODS,
+    CONFIRM_PILOTS,
+    CONFIRM_POWER,
+    CONFIRM_REPORTED,
+    CONFIRM_RUN_MINUTES,
+    CONFIRM_SEEDS,
+    CONFIRM_VERSION,
     COPY_MARGIN,
     COPY_PERCENTILE,
     CURVE_EVERY_KIMG,
@@ -109,7 +117,7 @@ def compute_estimate() -> dict:
 def markdown() -> str:
     """The protocol as PROTOCOL.md prints it: its version, runs, latents, amendment, tests, claims, the seed plan with
     its planned power, the machine rule and the compute estimate."""
-    return "\n".join(_rules() + _claims() + _seed_plan() + _compute())
+    return "\n".join(_rules() + _claims() + _seed_plan() + _compute() + ["", confirm_markdown()])
 
 
 def _rules() -> list[str]:
@@ -197,3 +205,64 @@ def _compute() -> list[str]:
     lines += ["", f"Total with evaluations: about {estimate['core_hours']:.0f} core-hours, "
               f"{estimate['wall_hours_2_cores']:.0f} hours on 2 cores."]
     return lines
+
+
+def confirm_effect(dataset: str, metric: str, a: str, b: str) -> float:
+    """The difference a confirmation claim is planned at: mean(b) - mean(a) of its pilots (the first tables), so that
+    a claim 'a below b' is planned at the improvement the pilots showed."""
+    return CONFIRM_PILOTS[dataset][b][metric][0] - CONFIRM_PILOTS[dataset][a][metric][0]
+
+
+def confirm_plan(dataset: str) -> list[dict]:
+    """Per confirmation claim of ``dataset``: the planned difference, the seeds per row that reach
+    :data:`CONFIRM_POWER` at Holm's strictest level, and the power at the seeds run, at that difference and at half."""
+    level = ALPHA / (len(CONFIRM_CLAIMS) * len(MINI_DATASETS))
+    plan = []
+    for claim in CONFIRM_CLAIMS:
+        (_, sd_a), (_, sd_b) = (CONFIRM_PILOTS[dataset][claim[s]][claim["metric"]] for s in ("a", "b"))
+        effect = confirm_effect(dataset, claim["metric"], claim["a"], claim["b"])
+        plan.append(dict(key=claim["key"], metric=claim["metric"], effect=effect, sd_a=sd_a, sd_b=sd_b, level=level,
+                         needed=seeds_needed(sd_a, sd_b, effect, None, level, CONFIRM_POWER)))
+    n = min(len(CONFIRM_SEEDS), max([MIN_SEEDS] + [e["needed"] for e in plan]))
+    for e in plan:
+        e.update(seeds=n, power=power(e["sd_a"], n, e["sd_b"], n, e["effect"], e["level"]),
+                 power_half=power(e["sd_a"], n, e["sd_b"], n, e["effect"] / 2, e["level"]))
+    return plan
+
+
+def confirm_seeds(dataset: str) -> list[int]:
+    """The training seeds of ``dataset``'s confirmation rows: the first of :data:`CONFIRM_SEEDS`, as many as its plan
+    asks for."""
+    return list(CONFIRM_SEEDS[:confirm_plan(dataset)[0]["seeds"]])
+
+
+def confirm_markdown() -> str:
+    """Amendment 2 as PROTOCOL.md prints it: why, its runs and latents, its claims, its seed plan and compute."""
+    runs = sum(len(confirm_seeds(d)) * len(CONFIRM_METHODS) for d in MINI_DATASETS)
+    hours = runs * CONFIRM_RUN_MINUTES / 60
+    lines = [f"**Amendment 2** (2026-12-07, before any of its runs; version `{CONFIRM_VERSION}`): a confirmation "
+             "study of what freezing does. Its hypotheses were chosen after looking at the first tables: at the "
+             "common rate GDD-I's recall was far higher than GDD's on both datasets and its near-copy share lower, "
+             "while the training-split FID did not separate them. The first tables' records are its pilots; only "
+             f"fresh training seeds ({CONFIRM_SEEDS[0]} on, none of the tables') decide, each run scored on a latent "
+             f"slot of its own after every slot above. Runs as the tables' GDD and GDD-I rows ({EVIDENCE_KIMG:g} kimg at "
+             f"each dataset's common rate, FID during training every {CURVE_EVERY_KIMG:g} kimg). One family over both "
+             f"datasets, Holm-corrected, one-sided Welch tests at {ALPHA}, the tables' verdict and machine rules:", ""]
+    lines += [f"- {c['claim']} (superiority, {c['metric']}: {c['a']} against {c['b']}), on each dataset"
+              for c in CONFIRM_CLAIMS]
+    lines += [f"- Reported beside them, deciding nothing: {CONFIRM_REPORTED['claim']}, with its 95% interval and p "
+              "(Holm over the two datasets).", "",
+              f"**Its seeds by power** (the pilots' difference and sds, 10 seeds per row; {CONFIRM_POWER:.0%} power at "
+              f"Holm's strictest level {ALPHA / (len(CONFIRM_CLAIMS) * len(MINI_DATASETS)):.4g}; at least "
+              f"{MIN_SEEDS} seeds per row; found by looking, the pilots' differences may be inflated, so the power at "
+              "half of each is printed too):", "",
+              "| dataset | claim | planned difference | pilot sds (a, b) | seeds needed | seeds per row | power | "
+              "power at half the difference |", "|---|---|---:|---|---:|---:|---:|---:|"]
+    for dataset in MINI_DATASETS:
+        lines += [f"| {dataset} | {e['key']} ({e['metric']}) | {e['effect']:.4g} | {e['sd_a']:g}, {e['sd_b']:g} | "
+                  f"{e['needed']} | {e['seeds']} | {e['power']:.0%} | {e['power_half']:.0%} |"
+                  for e in confirm_plan(dataset)]
+    lines += ["", f"Compute, estimated before its first run: {runs} runs of {EVIDENCE_KIMG:g} kimg, about "
+              f"{CONFIRM_RUN_MINUTES:g} core-minutes each on a 2-core AMD EPYC (AVX512) machine (the first tables' "
+              f"records there), about {hours:.0f} core-hours, {hours / 2:.0f} hours on 2 cores."]
+    return "\n".join(lines)

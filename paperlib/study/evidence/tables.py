@@ -161,7 +161,7 @@ def assemble_evidence_table(dataset: str, results: str = "results") -> dict:
             sides[row["method"]] = (evaluations, [cpu_kind(r) for r in found])
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records],
                        f"the {dataset} evidence table")
-    claims = decide_claims(EVIDENCE_CLAIMS, sides, lambda metric: COPY_MARGIN if metric == "copy_share"
+    claims = decide_claims(EVIDENCE_CLAIMS, sides, lambda claim: COPY_MARGIN if claim["metric"] == "copy_share"
                            else FID_MARGIN[dataset])
     return dict(dataset=dataset, protocol=EVIDENCE_VERSION, kimg=EVIDENCE_KIMG, eval_num=EVIDENCE_NUM, rates=rates,
                 rows=rows, claims=claims)

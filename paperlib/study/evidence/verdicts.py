@@ -75,14 +75,15 @@ def decide_family(tests: list[dict], alpha: float = ALPHA) -> list[dict]:
 def decide_claims(claims, sides: dict[str, tuple[list[dict], list[str | None]]], margin) -> list[dict]:
     """One family of ``claims`` (dicts with key, claim, a, b, test, metric) decided on ``sides``: row name ->
     (per-seed evaluations, each a dict of metrics with ``diverged`` where it did; the CPU kind of each, or None).
-    ``margin(metric)`` gives a claim's margin. A claim with a diverged run on either side is not decidable.
+    ``margin(claim)`` gives a claim's margin (for superiority: the improvement its power is computed at). A claim
+    with a diverged run on either side is not decidable.
     Returns per claim: its key, words, test and metric with :func:`decide_family`'s verdict and its sentence."""
     tests = []
     for claim in claims:
         (a, kinds_a), (b, kinds_b) = sides[claim["a"]], sides[claim["b"]]
         values = [[e.get(claim["metric"]) if e.get(claim["metric"]) is not None else math.nan for e in side]
                   for side in (a, b)]
-        test = decide(Side(values[0], kinds_a), Side(values[1], kinds_b), claim["test"], margin(claim["metric"]))
+        test = decide(Side(values[0], kinds_a), Side(values[1], kinds_b), claim["test"], margin(claim))
         tests.append(dict(test, undecidable="a run of it diverged") if any(e.get("diverged") for e in a + b) else test)
     return [dict(key=c["key"], claim=c["claim"], test=c["test"], metric=c["metric"], **v,
                  sentence=sentence(c["claim"], v)) for c, v in zip(claims, decide_family(tests))]
