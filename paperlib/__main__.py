@@ -94,9 +94,13 @@ def cmd_convert_cifar10(args: argparse.Namespace) -> None:
 def parse_overrides(tokens: list[str]) -> dict:
     """['--lr', '2e-4', '--arch', '{"model_channels": 16}'] -> {'lr': 0.0002, 'arch': {...}}.
 
-    Values are read as JSON where they parse (numbers, true/false, null, lists, dicts), else kept as strings;
-    '--key=value' works too. Keys may use dashes or underscores.
+    Values are read as JSON where they parse (numbers, true/false, null, lists, dicts), else kept as strings; the
+    values of path keys (``dataset``, ``run_dir``, ``teacher``, ``bank_dir``) stay the strings given (a folder named
+    2024 is a folder). '--key=value' works too. Keys may use dashes or underscores. A value nested too deep or with a
+    whole number too long to read is a one-line error naming its key.
     """
+    from paperlib.config import PATH_KEYS
+
     out, i = {}, 0
     while i < len(tokens):
         token = tokens[i]
@@ -107,11 +111,14 @@ def parse_overrides(tokens: list[str]) -> dict:
             if i + 1 >= len(tokens):
                 raise ValueError(f"override --{key} has no value")
             value, i = tokens[i + 1], i + 1
+        name = key.replace("-", "_")
         try:
-            parsed = json.loads(value)
+            parsed = value if name in PATH_KEYS else json.loads(value)
         except json.JSONDecodeError:
             parsed = value
-        out[key.replace("-", "_")] = parsed
+        except (ValueError, RecursionError) as exc:  # a whole number of thousands of digits; JSON nested too deep
+            raise ValueError(f"--{key}: not a readable value ({type(exc).__name__}: {str(exc)[:100]})") from None
+        out[name] = parsed
         i += 1
     return out
 

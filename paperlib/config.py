@@ -14,8 +14,25 @@ from dataclasses import MISSING, dataclass, field, fields
 import torch
 
 from paperlib.freezing import FREEZE_POLICIES
+from paperlib.store.network_config import ConfigError as NetworkConfigError
+from paperlib.store.network_config import check_network_config
 
 OBJECTIVES = ("edm", "gdd", "instance")
+# Whole-number keys and their ranges: counts stay far below what a machine holds, seeds within EDM's 32 bits.
+COUNT_RANGES = dict(batch=(1, 1 << 16), r1_interval=(1, 10 ** 6), keep_states=(1, 10 ** 6), instance_steps=(1, 1000),
+                    max_nonfinite_steps=(1, 10 ** 6), seed=(0, 2 ** 32 - 1), freeze_level=(0, 1),
+                    bn_group=(0, 1 << 16), num_workers=(0, 256), instance_bank=(0, 10 ** 7))
+MAX_NUMBER = 10 ** 12       # any other number of a config (rates, kimg, ...)
+PATH_KEYS = ("dataset", "run_dir", "teacher", "bank_dir")  # kept as the strings given, never read as JSON
+MAX_PATH = 4096
+
+
+def shown(value) -> str:
+    """A value as an error message shows it: short, whatever its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a whole number of {value.bit_length():,} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({type(value).__name__}, {len(text):,} characters)"
 
 
 class ConfigError(ValueError):
@@ -107,32 +124,34 @@ class TrainConfig:
 
     def _check_values(self) -> None:
         """Every value's type and range, so that a wrong value stops the run before anything is written."""
-        def number(name: str, low: float, strict: bool = False, integer: bool = False, none: bool = False) -> None:
+        def number(name: str, low: float, strict: bool = False, integer: bool = False, none: bool = False,
+                   high: int = MAX_NUMBER) -> None:
             value = getattr(self, name)
             if none and value is None:
                 return
             kind = int if integer else (int, float)
             ok = isinstance(value, kind) and not isinstance(value, bool) and (value > low if strict else value >= low)
-            ok = ok and not (isinstance(value, float) and not math.isfinite(value))  # JSON's Infinity, 1e400
+            ok = ok and not (isinstance(value, float) and not math.isfinite(value)) and value <= high  # 1e400: inf
             if not ok:
                 what = "an integer" if integer else "a finite number"
-                raise ConfigError(f"{name}: expected {what} {'>' if strict else '>='} {low:g}, got {value!r}")
+                raise ConfigError(f"{name}: expected {what} {'>' if strict else '>='} {low:g} and <= "
+                                  f"{high:,}, got {shown(value)}")
 
-        for name in ("batch", "r1_interval", "keep_states", "instance_steps", "max_nonfinite_steps"):
-            number(name, 1, integer=True)
-        for name in ("seed", "freeze_level", "bn_group", "num_workers", "instance_bank"):
-            number(name, 0, integer=True)
+        for name in ("batch", "r1_interval", "keep_states", "instance_steps", "max_nonfinite_steps", "seed",
+                     "freeze_level", "bn_group", "num_workers", "instance_bank"):
+            low, high = COUNT_RANGES[name]
+            number(name, low, integer=True, high=high)
         for name in ("lr", "d_lr", "total_kimg", "snapshot_kimg", "log_kimg", "ema_kimg", "sigma_data"):
             number(name, 0, strict=True)
         for name in ("lr_rampup_kimg", "ema_rampup", "r1_gamma_sum", "P_std"):
             number(name, 0)
         number("r1_gamma", 0, none=True)
         if not isinstance(self.P_mean, (int, float)) or isinstance(self.P_mean, bool) or not math.isfinite(self.P_mean):
-            raise ConfigError(f"P_mean: expected a number, got {self.P_mean!r}")
+            raise ConfigError(f"P_mean: expected a number, got {shown(self.P_mean)}")
         betas = self.betas
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2
                 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
-            raise ConfigError(f"betas: expected two numbers in [0, 1), e.g. [0.0, 0.99]; got {betas!r}")
+            raise ConfigError(f"betas: expected two numbers in [0, 1), e.g. [0.0, 0.99]; got {shown(betas)}")
         for name in ("conditional", "bf16", "channels_last", "tf32", "compile", "fast_d"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
@@ -147,7 +166,17 @@ class TrainConfig:
             raise ConfigError(f"device {self.device!r}: no CUDA GPU is visible to this process; use device cpu or auto")
         for name in ("arch", "discriminator_kwargs"):
             if not isinstance(getattr(self, name), dict):
-                raise ConfigError(f"{name}: expected a JSON object, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name}: expected a JSON object, got {shown(getattr(self, name))}")
+        try:  # bounded before anything is built from them
+            check_network_config(self.arch, "arch")
+            check_network_config(self.discriminator_kwargs, "discriminator_kwargs")
+        except NetworkConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        for name in PATH_KEYS + ("objective", "precond"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) or (name == "teacher" and value is None)) or len(str(value)) > MAX_PATH:
+                raise ConfigError(f"{name}: expected a path or name (a string of at most {MAX_PATH} characters), got "
+                                  f"{shown(value)}")
 
     @property
     def r1_weight(self) -> float:

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from paperlib.config import ConfigError, TrainConfig
+from paperlib.config import ConfigError, TrainConfig, shown
 from paperlib.data import DatasetError, ImageDataset, InMemoryDataset, open_dataset
 from paperlib.devices import DistInfo
 from paperlib.diffusion import edm_loss, edm_sampler, edm_schedule, edm_sigma
@@ -103,9 +103,13 @@ class EDMObjective(Objective):
 
     def __init__(self, cfg, dist_info, dataset, device):
         super().__init__(cfg, dist_info)
-        self.net = build_network(cfg.precond, img_resolution=dataset.resolution, img_channels=dataset.num_channels,
-                                 label_dim=dataset.label_dim if cfg.conditional else 0, sigma_data=cfg.sigma_data,
-                                 **cfg.arch).to(device).train()
+        try:
+            self.net = build_network(cfg.precond, img_resolution=dataset.resolution, img_channels=dataset.num_channels,
+                                     label_dim=dataset.label_dim if cfg.conditional else 0, sigma_data=cfg.sigma_data,
+                                     **cfg.arch).to(device).train()
+        except (TypeError, ValueError) as exc:  # a key the architecture does not take, or a value it refuses
+            raise ConfigError(f"arch {shown(cfg.arch)}: cannot build the {cfg.precond!r} network: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         self.optimizers["net"] = GradientStep(self.net.parameters(), cfg.lr, cfg.betas, dist_info)
 
     def step(self, batch_idx, cur_nimg, images, labels, noise):

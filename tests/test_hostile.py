@@ -385,3 +385,78 @@ def test_a_tampered_ledger_record_is_refused_in_one_line_naming_it(tmp_path, cap
     assert path.stat().st_size == 1 << 30
     path.write_text(json.dumps(committed))
     assert run_main(capsys, *run)[0] == 0  # the record restored: the table is written again
+
+
+# 11. A network config is bounded before it is expanded or built: shared lists, huge sizes, huge or NaN numbers.
+def test_network_configs_are_bounded_before_they_are_expanded_or_built(tmp_path, smoke_teacher, capsys):
+    import pickle
+
+    def edm_pickle(name: str, **kwargs) -> Path:
+        root = Persistent("EDMPrecond", dict(_init_kwargs=dict(img_resolution=8, img_channels=1, **kwargs),
+                                             _parameters={}, _buffers={}, _modules={}))
+        path = tmp_path / name
+        with _fake_torch_utils():
+            path.write_bytes(pickle.dumps(dict(ema=root), protocol=4))
+        return path
+
+    shared = [1]
+    for _ in range(6):  # 20^6 values once expanded, 7 lists in the file
+        shared = [shared] * 20
+    started = time.time()
+    sample = ["sample", "--device", "cpu", "--outdir", str(tmp_path / "out"), "--ckpt"]
+    path = edm_pickle("dag.pkl", model_type="SongUNet", channel_mult=shared)
+    assert path.stat().st_size < 1000
+    one_line(*run_main(capsys, *sample, str(path)), "dag.pkl", "expands to more than 1,000 values")
+    one_line(*run_main(capsys, *sample, str(edm_pickle("blocks.pkl", model_type="SongUNet", num_blocks=10 ** 9))),
+             "blocks.pkl: num_blocks is 1000000000; expected a whole number in [0, 64]")
+    one_line(*run_main(capsys, *sample, str(edm_pickle("deep.pkl", extra=[[[[[[[[[[1]]]]]]]]]]))),
+             "deep.pkl", "nests deeper than 8 levels")
+    assert time.time() - started < 10 and not (tmp_path / "out").exists()
+
+    config, tensors = read_network_file(smoke_teacher)
+    from safetensors.torch import save_file
+
+    def network_file(name: str, text=lambda t: t, **changes) -> Path:  # digest recomputed, as an attacker can
+        edited = dict(config, init_kwargs=dict(config["init_kwargs"], **changes))
+        edited["digest"] = checkpoints.network_digest(edited, tensors)
+        save_file(tensors, str(tmp_path / name), metadata={"paperlib": text(json.dumps(edited))})
+        return tmp_path / name
+
+    one_line(*run_main(capsys, *sample, str(network_file("nan.safetensors", sigma_data=float("nan")))),
+             "nan.safetensors: init kwargs.sigma_data is nan")
+    one_line(*run_main(capsys, *sample, str(network_file("inf.safetensors", sigma_data=float("inf")))),
+             "inf.safetensors: sigma_data is inf; expected a finite number of at least 0")
+    huge = network_file("huge.safetensors", num_blocks=12345, text=lambda t: t.replace("12345", "9" * 5000))
+    one_line(*run_main(capsys, *sample, str(huge)),
+             "huge.safetensors", "not a readable paperlib network file")
+    one_line(*run_main(capsys, *sample, str(network_file("levels.safetensors", channel_mult=[1] * 40))),
+             "levels.safetensors: channel_mult is list; expected a list of at most 16 whole numbers")
+    padded = tmp_path / "padded.safetensors"  # a real network file, made sparse: refused from its header
+    shutil.copy(smoke_teacher, padded)
+    with open(padded, "r+b") as f:
+        f.truncate(2 << 30)
+    one_line(*run_main(capsys, *sample, str(padded)), "padded.safetensors: 2,147,483,648 bytes, but its header describes")
+    with open(padded, "r+b") as f:
+        f.truncate(20 << 30)
+    one_line(*run_main(capsys, *sample, str(padded)), "padded.safetensors: 21,474,836,480 bytes, more than a network")
+    assert not (tmp_path / "out").exists()
+
+
+# 12. Config values: paths stay strings; every value typed, bounded and finite before anything is built.
+def test_config_values_are_typed_and_bounded_before_work_starts(tmp_path, capsys):
+    train = ["train", "--preset", "digits-gdd", "--run-dir", str(tmp_path / "run")]
+    one_line(*run_main(capsys, *train, "--seed", "99999999999"), "seed: expected an integer >= 0 and <= 4,294,967,295")
+    one_line(*run_main(capsys, *train, "--batch", "100000000"), "batch: expected an integer >= 1 and <= 65,536")
+    one_line(*run_main(capsys, *train, "--lr", "1e999"), "lr: expected a finite number")
+    one_line(*run_main(capsys, *train, "--lr", "9" * 5000), "--lr: not a readable value")
+    one_line(*run_main(capsys, *train, "--arch", "[" * 60000 + "]" * 60000), "--arch: not a readable value")
+    one_line(*run_main(capsys, *train, "--discriminator-kwargs", json.dumps(dict(a=[[[[[[[[[1]]]]]]]]]))),
+             "discriminator_kwargs", "nests deeper than 8 levels")
+    one_line(*run_main(capsys, *train, "--objective", '["gdd"]'), "objective")
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+    one_line(*run_main(capsys, *train, "--dataset", "2024"), "2024: dataset not found")  # a folder name, not a number
+    one_line(*run_main(capsys, *train, "--teacher", '["a"]'), '["a"]: file not found')
+    teacher = ["train", "--preset", "smoke-teacher", "--run-dir", str(tmp_path / "teacher")]
+    one_line(*run_main(capsys, *teacher, "--arch", '{"num_blocks": 1000000}'),
+             "arch: num_blocks is 1000000; expected a whole number in [0, 64]")
+    one_line(*run_main(capsys, *teacher, "--arch", '{"zzz": 1}'), "cannot build the 'EDMPrecond' network", "zzz")

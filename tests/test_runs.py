@@ -106,13 +106,14 @@ def test_a_failed_state_write_says_which_state_is_kept(tmp_path, smoke_teacher, 
 
 # 3. Ranges at parse time; a resume without a state; no duplicated records.
 @pytest.mark.parametrize("key,value,message", [
-    ("keep_states", -1, "keep_states: expected an integer >= 1, got -1"),
-    ("lr", "abc", "lr: expected a finite number > 0, got 'abc'"),
-    ("batch", 2.5, "batch: expected an integer >= 1, got 2.5"),
+    ("keep_states", -1, "keep_states: expected an integer >= 1 and <= 1,000,000, got -1"),
+    ("lr", "abc", "lr: expected a finite number > 0 and <= 1,000,000,000,000, got 'abc'"),
+    ("batch", 2.5, "batch: expected an integer >= 1 and <= 65,536, got 2.5"),
     ("betas", 5, "betas: expected two numbers in [0, 1)"),
-    ("r1_interval", 0, "r1_interval: expected an integer >= 1, got 0"),
-    ("seed", "abc", "seed: expected an integer >= 0, got 'abc'"),
-    ("total_kimg", "abc", "total_kimg: expected a finite number > 0, got 'abc'"),
+    ("r1_interval", 0, "r1_interval: expected an integer >= 1 and <= 1,000,000, got 0"),
+    ("seed", "abc", "seed: expected an integer >= 0 and <= 4,294,967,295, got 'abc'"),
+    ("total_kimg", "abc", "total_kimg: expected a finite number > 0 and <= 1,000,000,000,000, got 'abc'"),
+    ("dataset", 2024, "dataset: expected a path or name (a string of at most 4096 characters), got 2024"),
     ("device", "gpu", "device: expected auto, cpu or cuda[:N], got 'gpu'"),
     ("conditional", "yes", "conditional: expected true or false, got 'yes'"),
 ])
@@ -235,7 +236,7 @@ def test_non_finite_weights_are_never_saved(tmp_path, smoke_teacher):
 # 6, 6b, 7. User errors: one line, exit code 2.
 def test_command_line_errors_are_one_line(tmp_path, smoke_teacher, main_here):
     base = ["train", "--preset", "smoke-gdd", "--teacher", smoke_teacher, "--run-dir", str(tmp_path / "r")]
-    one_line_error(cli(*base, "--lr", "abc"), "lr: expected a finite number > 0, got 'abc'")
+    one_line_error(cli(*base, "--lr", "abc"), "lr: expected a finite number > 0 and <= 1,000,000,000,000, got 'abc'")
     # the rest in this process: the same main(), without an interpreter start-up each
     one_line_error(main_here(*base, "--dataset", "digits-x"), "dataset 'digits-x': expected digits[-8|-16]")
     if not torch.cuda.is_available():

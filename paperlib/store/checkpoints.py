@@ -33,6 +33,7 @@ from paperlib.precond import PRECONDITIONERS, Denoiser, GDDPrecond, build_networ
 from paperlib.store import safe_pickle
 from paperlib.store.files import atomic_write_bytes, file_sha256
 from paperlib.store.integrity import IntegrityError, content_digest
+from paperlib.store.network_config import ConfigError, check_network_config
 
 FORMAT_NAME = "paperlib-network"
 FORMAT_VERSION = 1
@@ -363,13 +364,16 @@ def max_params() -> int:
 
 
 def build_checked(precond: str, init_kwargs: dict, source: str, state: dict | None = None) -> Denoiser:
-    """``build_network`` for a config read from a file: built first on the meta device (nothing allocated) and
-    refused, naming the file, above :func:`max_params`, when the config does not build, or when its weights'
+    """``build_network`` for a config read from a file: its values bounded first
+    (:func:`~paperlib.store.network_config.check_network_config`), then built on the meta device (nothing allocated)
+    and refused, naming the file, above :func:`max_params`, when the config does not build, or when its weights'
     names and shapes differ from those in ``state`` (the file's own); only then built for real."""
     limit = max_params()
     try:
-        if not isinstance(init_kwargs, dict):
-            raise TypeError(f"init kwargs are {type(init_kwargs).__name__}, not a dict")
+        check_network_config(init_kwargs, source)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    try:
         with torch.device("meta"):
             sized = build_network(precond, **init_kwargs)
         size = sum(p.numel() for p in sized.parameters())
@@ -442,16 +446,19 @@ def read_network_file(path: str | os.PathLike, verify: bool = True) -> tuple[dic
         path = path / NETWORK_FILENAME
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found (expected a paperlib {NETWORK_FILENAME})")
-    data = path.read_bytes()
+    limit = 8 * max_params() + MAX_HEADER_BYTES
     try:
+        data = _sized_network_bytes(path, limit)
         (header_len,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8:8 + header_len])
         config = json.loads(header["__metadata__"]["paperlib"])
         state = safetensors_load_bytes(data)
         if not isinstance(config, dict):
             raise TypeError(f"its config is {type(config).__name__}, not a JSON object")
-    except (struct.error, json.JSONDecodeError, KeyError, TypeError, SafetensorError, UnicodeDecodeError,
-            RecursionError) as exc:
+    except (struct.error, ValueError, KeyError, TypeError, SafetensorError, UnicodeDecodeError,
+            RecursionError) as exc:  # ValueError: bad JSON, or a whole number too long to read
+        if isinstance(exc, CheckpointError):
+            raise
         raise CheckpointError(f"{path}: not a readable paperlib network file (truncated or corrupted?): "
                               f"{type(exc).__name__}: {exc}") from None
     if config.get("format") != FORMAT_NAME or config.get("version") != FORMAT_VERSION:
@@ -470,6 +477,34 @@ def read_network_file(path: str | os.PathLike, verify: bool = True) -> tuple[dic
             raise CheckpointError(f"{path}: its config or weights do not match the digest stored with them: the file "
                                   f"was corrupted or edited (load_network(..., verify=False) skips this check)")
     return config, state
+
+
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on a header
+
+
+def _sized_network_bytes(path: Path, limit: int) -> bytes:
+    """A safetensors file's bytes, read only after its size was checked from the file system and its header: at most
+    ``limit`` (what a network of :func:`max_params` float64 weights holds), and exactly what its header describes, so
+    that a sparse, padded or truncated file is refused before its bulk is read."""
+    size = path.stat().st_size
+    if size > limit:
+        raise CheckpointError(f"{path}: {size:,} bytes, more than a network of the parameter limit holds ({limit:,}); "
+                              f"set PAPERLIB_MAX_PARAMS to raise it if the file is trusted")
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        if header_len > min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{path}: its header claims {header_len:,} bytes in a file of {size:,}; not a "
+                                  f"paperlib network file (truncated or corrupted?)")
+        header = json.loads(f.read(header_len))
+        if not isinstance(header, dict):
+            raise TypeError(f"its header is {type(header).__name__}, not a JSON object")
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        described = 8 + header_len + max([0, *ends])
+        if described != size:
+            raise CheckpointError(f"{path}: {size:,} bytes, but its header describes {described:,}; not a paperlib "
+                                  f"network file as written (truncated or corrupted, or padded?)")
+        f.seek(0)
+        return f.read()
 
 
 def load_network(path: str | os.PathLike, key: str = "ema", verify: bool = True) -> Denoiser:
