@@ -259,6 +259,20 @@ class _CifarBatchUnpickler(RestrictedUnpickler):
     what = "CIFAR-10 batches"
 
 
+def _cifar_batch(batch, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A CIFAR-10 batch's images (uint8 [N, 3072]) and labels (int64 [N], each 0..9), refused (DatasetError naming
+    ``where``) unless the batch is a dict holding exactly those."""
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+        found = f"{data.dtype} {list(data.shape)}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DatasetError(f"{where}: its data is {found}; expected a uint8 array [N, 3072] as CIFAR-10's batches hold")
+    labels = batch.get(b"labels")
+    if not (isinstance(labels, list) and len(labels) == len(data)
+            and all(type(v) is int and 0 <= v <= 9 for v in labels)):
+        raise DatasetError(f"{where}: its labels are not a list of {len(data):,} classes 0..9")
+    return data, np.asarray(labels, dtype=np.int64)
+
+
 def convert_cifar10(archive: str | os.PathLike, out_zip: str | os.PathLike, split: str = "train") -> Path:
     """Convert ``cifar-10-python.tar.gz`` into an EDM dataset zip (32x32 RGB PNGs, labels in dataset.json).
 
@@ -278,8 +292,9 @@ def convert_cifar10(archive: str | os.PathLike, out_zip: str | os.PathLike, spli
                     raise DatasetError(f"{archive}: missing {member}; is this the CIFAR-10 python archive?") from None
                 batch = _CifarBatchUnpickler(f, source=f"{archive}:{member}", max_bytes=tar.getmember(member).size,
                                              encoding="bytes").load()
-                images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-                labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+                data, batch_labels = _cifar_batch(batch, f"{archive}:{member}")
+                images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+                labels.append(batch_labels)
     except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError, UnsafePickleError) as exc:
         raise DatasetError(f"{archive}: not a readable CIFAR-10 python archive: {type(exc).__name__}: {exc}") from None
     return write_image_zip(out_zip, np.concatenate(images), np.concatenate(labels))

@@ -12,14 +12,15 @@ from PIL import Image
 from paperlib.data import DatasetError, ImageFolderDataset, convert_cifar10, digits_dataset, open_dataset, write_image_zip
 
 
-def fake_cifar_archive(path, per_batch=4, seed=0):
+def fake_cifar_archive(path, per_batch=4, seed=0, edit=lambda batch: batch):
     rng = np.random.default_rng(seed)
     batches = {}
     with tarfile.open(path, "w:gz") as tar:
         for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
             data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
             labels = rng.integers(0, 10, size=per_batch).tolist()
-            blob = pickle.dumps({b"batch_label": name.encode(), b"labels": labels, b"data": data}, protocol=2)
+            batch = edit({b"batch_label": name.encode(), b"labels": labels, b"data": data})
+            blob = pickle.dumps(batch, protocol=2)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
@@ -51,6 +52,12 @@ def test_cifar10_converter_bad_archives(tmp_path):
     (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")
     with pytest.raises(DatasetError, match="junk.tar.gz"):
         convert_cifar10(tmp_path / "junk.tar.gz", tmp_path / "out.zip")
+    for edit, why in ((lambda b: {**b, b"data": b[b"data"].tolist()}, "its data is list; expected a uint8 array"),
+                      (lambda b: {**b, b"labels": [10] * 4}, "its labels are not a list of 4 classes 0..9"),
+                      (lambda b: [b], "its data is NoneType")):
+        fake_cifar_archive(tmp_path / "odd.tar.gz", edit=edit)
+        with pytest.raises(DatasetError, match=f"odd.tar.gz:cifar-10-batches-py/data_batch_1: {why}"):
+            convert_cifar10(tmp_path / "odd.tar.gz", tmp_path / "out.zip")
     assert not (tmp_path / "out.zip").exists()
 
 

@@ -30,6 +30,7 @@ from paperlib.store import checkpoints
 from paperlib.store.checkpoints import CheckpointError, load_network, read_network_file, save_network
 from paperlib.store.integrity import content_digest
 from paperlib.store.run_folder import RunError, lock_run_dir, read_log
+from paperlib.study.jobs import Job
 from paperlib.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -460,3 +461,23 @@ def test_config_values_are_typed_and_bounded_before_work_starts(tmp_path, capsys
     one_line(*run_main(capsys, *teacher, "--arch", '{"num_blocks": 1000000}'),
              "arch: num_blocks is 1000000; expected a whole number in [0, 64]")
     one_line(*run_main(capsys, *teacher, "--arch", '{"zzz": 1}'), "cannot build the 'EDMPrecond' network", "zzz")
+
+
+class DyingJob(Job):
+    """A run whose worker is killed from outside (as the out-of-memory killer does) as soon as it starts."""
+
+    def recorded(self):
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:  # on a worker, not in the process that runs the study
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+# 13. A study whose worker dies says which runs were on workers and how to go on, in one line.
+def test_a_killed_worker_ends_the_study_in_one_line_naming_its_runs(tmp_path):
+    from paperlib.study.pool import WorkerDied, run_jobs
+
+    jobs = [DyingJob(f"digits GDD seed {s}", "digits-gdd", str(tmp_path / f"run{s}")) for s in (1, 2)]
+    with pytest.raises(WorkerDied, match=r"a worker process died .* while running digits GDD seed [12].*run the same "
+                                         r"command again to go on"):
+        run_jobs(jobs, workers=2, poll_seconds=0.2)

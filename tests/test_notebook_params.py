@@ -87,3 +87,16 @@ def test_setup_keeps_other_scales_out_of_the_committed_files():
     assert setup("tables", dict(scale="mini")).readme == "README.md"
     layer = setup("layer_activation", dict(scale="smoke"))
     assert (layer.num_sigmas, layer.batch) == (8, 32) and setup("layer_activation", {}).num_sigmas == 32
+
+
+def test_a_notebook_never_writes_over_a_source_or_to_a_url(tmp_path, capsys):
+    source = Path(__file__).resolve().parent.parent / "notebooks" / "tables.ipynb"
+    committed = source.read_bytes()
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(source)
+    for out, why in ((source, "is a notebook's source"), (link, "is a notebook's source"),
+                     ("s3://bucket/out.ipynb", "written to a local path, not a URL")):
+        assert main(["notebook", "tables", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1, err
+    assert source.read_bytes() == committed

@@ -175,10 +175,14 @@ def test_resume_skips_a_broken_state_keeps_it_and_says_why(tmp_path, smoke_teach
     payload = torch.load(states[-2], weights_only=True)
     payload["ema"][next(iter(payload["ema"]))].add_(1.0)  # edited weights: the digest no longer matches
     torch.save(payload, states[-2])
+    broken = [p.read_bytes() for p in states[-2:]]
     train(smoke(run, smoke_teacher, total_kimg=0.4, snapshot_kimg=0.08, keep_states=3), resume=True, progress=False)
     out = capsys.readouterr().out
     assert f"skipping {states[-1]} (kept on disk)" in out and f"skipping {states[-2]} (kept on disk)" in out
     assert "does not match its digest" in out and "resuming" in out and "000000160.pt (0.16 kimg)" in out
+    # set aside, never overwritten by the states the resumed run wrote at the same kimg
+    assert [Path(f"{p}.broken").read_bytes() for p in states[-2:]] == broken and states[-1].exists()
+    assert f"renamed {states[-1].name} to {states[-1].name}.broken" in out
     # Every state file is kept; none that loads, and the run stops instead of starting over.
     for path in run.glob("training-state-*.pt"):
         path.write_bytes(b"PK\x03\x04 not a state")

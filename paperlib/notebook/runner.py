@@ -48,12 +48,25 @@ def check_parameters(name: str, parameters: dict) -> None:
     check(name, parameters)
 
 
+def check_output(out: str | Path) -> None:
+    """Refuse (ParameterError) an output that is not a local path (papermill would write to ``s3://``, ``http://``
+    and other URLs) or that is one of the notebooks' sources (running would overwrite it)."""
+    if "://" in str(out):
+        raise ParameterError(f"{out}: the executed notebook is written to a local path, not a URL")
+    sources = {p.resolve() for p in NOTEBOOKS.glob("*.ipynb")}
+    if Path(out).resolve() in sources:
+        raise ParameterError(f"{out}: is a notebook's source; write the executed notebook elsewhere (e.g. "
+                             f"notebooks/executed/ or results/notebooks/)")
+
+
 def run_notebook(name: str, out: str | Path, parameters: dict, log_output: bool = True) -> None:
-    """Check ``parameters`` (:func:`check_parameters`), then execute ``notebooks/<name>.ipynb`` with them into ``out``
-    from the checkout's root, kernel python3, each printed line logged as it comes."""
+    """Check ``parameters`` (:func:`check_parameters`) and ``out`` (:func:`check_output`), then execute
+    ``notebooks/<name>.ipynb`` with them into ``out`` from the checkout's root, kernel python3, each printed line
+    logged as it comes."""
     import papermill as pm
 
     check_parameters(name, parameters)
+    check_output(out)
     if log_output:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)

@@ -6,7 +6,8 @@ resume that refuses a changed run, and training states that are checked and fall
 ``parts.jsonl`` (one line per start or resume of training: when, from which kimg, code and machine),
 ``training-state-<nimg>.pt`` (torch files read with ``weights_only=True``), ``network-snapshot-<nimg>.safetensors``
 and ``network.safetensors`` (paperlib's network format), ``result.json`` (the final evaluation),
-``progress/kimg-<nimg>.npz`` (sample grids over training) and ``.lock`` (held by the writing process). Every file is
+``progress/kimg-<nimg>.npz`` (sample grids over training), ``.lock`` (held by the writing process) and
+``<state>.broken`` (a state a resume skipped because it does not load, set aside so that no new state overwrites it). Every file is
 opened without following a symbolic link that paperlib did not make, and a training state is refused unless its
 stored digest covers all of it: tensors, config, optimiser settings, counters and random states.
 """
@@ -141,10 +142,14 @@ class RunFolder:
         if self.states() and not resume:
             raise RunError(f"{self.path} already holds a run ({self.states()[-1].name}); pass --resume to continue it "
                            f"or choose another run_dir")
-        state, self.resumed_from = load_newest_state(self.path, map_location) if resume else (None, None)
+        state, self.resumed_from, skipped = load_newest_state(self.path, map_location) if resume else (None, None, [])
         if resume and state is None and self.states():
             raise RunError(f"no training state in {self.path} loads (see above); every file is kept: move them away to "
                            f"start the run over")
+        if writer and state is not None:  # the resumed run writes states of those kimg again: never over them
+            for broken in skipped:
+                aside = set_aside(broken)
+                say(f"renamed {broken.name} to {aside.name}, kept beside the run")
         if resume:
             check_resumed_config(self.path, config, state)
         if resume and state is None and writer:
@@ -373,13 +378,26 @@ def read_state(path: Path, map_location) -> dict:
     return state
 
 
-def load_newest_state(run_dir: Path, map_location) -> tuple[dict | None, Path | None]:
-    """The newest training state that :func:`read_state` accepts, with its path; (None, None) if none does.
-    A state that fails is skipped with a message naming it and why, and kept on disk."""
+def load_newest_state(run_dir: Path, map_location) -> tuple[dict | None, Path | None, list[Path]]:
+    """The newest training state that :func:`read_state` accepts, with its path, and the newer ones it skipped; (None,
+    None, all of them) if none loads. A state that fails is skipped with a message naming it and why, and kept."""
+    skipped = []
     for path in reversed(state_paths(run_dir)):
         try:
-            return read_state(path, map_location), path
+            return read_state(path, map_location), path, skipped
         except Exception as exc:  # any failure to read one state: try the next older one, keep the file
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             say(f"skipping {path} (kept on disk): {type(exc).__name__}: {why[:300]}")
-    return None, None
+            skipped.append(path)
+    return None, None, skipped
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to ``<name>.broken`` (``.broken-2``, ... when taken), out of every glob of the run's files;
+    returns the new path."""
+    for n in range(1, 1000):
+        aside = path.with_name(path.name + (".broken" if n == 1 else f".broken-{n}"))
+        if not os.path.lexists(aside):
+            os.rename(path, aside)
+            return aside
+    raise RunError(f"{path}: cannot be set aside, {path.name}.broken-1..999 all exist")

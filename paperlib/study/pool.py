@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
 import torch
@@ -137,6 +138,10 @@ def run_jobs(jobs: list[Job], workers: int = 1, threads: int = 1, log=lambda lin
     return progress.results
 
 
+class WorkerDied(ValueError):
+    """A worker process of the pool was killed; the message names the runs that were on workers and how to go on."""
+
+
 def _run_on_workers(progress: _Progress, workers: int, threads: int, deadline: float | None,
                     poll_seconds: float) -> None:
     """The jobs ``progress`` has to do, on ``workers`` spawned processes; between finished runs, each running one's
@@ -149,10 +154,20 @@ def _run_on_workers(progress: _Progress, workers: int, threads: int, deadline: f
         seen: dict[int, float] = {}  # job -> kimg of the last training-time FID reported
         wall_start = time.time()
         waiting = set(pending)
+        running: list[int] = []  # the jobs on a worker at the last look: one of them was on a worker that died
         while waiting:
             done, waiting = futures.wait(waiting, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
             for future in done:
-                progress.arrived(pending[future], future.result())
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    names = ", ".join(jobs[i].label for i in running) or jobs[pending[future]].label
+                    raise WorkerDied(f"a worker process died (killed from outside, e.g. by the out-of-memory killer) "
+                                     f"while running {names}; finished runs are recorded and unfinished ones keep "
+                                     f"their training states: run the same command again to go on (fewer --workers "
+                                     f"need less memory)") from None
+                progress.arrived(pending[future], result)
+            running = [pending[f] for f in waiting if f.running()]
             for future in waiting:
                 i = pending[future]
                 latest = _latest_training_fid(jobs[i].run_dir, since=wall_start) if future.running() else None
