@@ -100,3 +100,12 @@ def test_a_notebook_never_writes_over_a_source_or_to_a_url(tmp_path, capsys):
         err = capsys.readouterr().err
         assert why in err and len(err.strip().splitlines()) == 1, err
     assert source.read_bytes() == committed
+
+
+def test_a_parameter_value_is_bounded_before_yaml_aliases_expand_it(capsys):
+    levels = ["a0: &a0 [" + ", ".join(["1"] * 10) + "]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]  # 10^7 values
+    for value, why in (("{" + ", ".join(levels) + "}", "parameter methods: its value expands to more than 1,000"),
+                       ("[" * 50 + "]" * 50, "nests deeper than 8 levels"), ("x" * 20_000, "at most 10,000")):
+        assert main(["notebook", "tables", "out.ipynb", f"methods={value}"]) == 2
+        assert why in capsys.readouterr().err

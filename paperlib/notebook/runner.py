@@ -12,22 +12,33 @@ import yaml
 
 from paperlib.assets import ROOT
 from paperlib.notebook.params import SPECS, ParameterError, check
+from paperlib.store.network_config import ConfigError, check_structure
 
 NOTEBOOKS = ROOT / "notebooks"
+MAX_VALUE_CHARS = 10_000  # a parameter's value as given (paths, lists of methods)
 
 
 def parse_assignments(pairs: list[str]) -> dict:
     """``name=value`` pairs as parameters, each value read as YAML (so ``methods=[gdd, gddi]`` is a list and
-    ``train=false`` a boolean; an empty value is the empty string)."""
+    ``train=false`` a boolean; an empty value is the empty string), bounded in length, depth and size first."""
     parameters = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name.isidentifier():
             raise ParameterError(f"parameters are given as name=value, not {pair!r}")
+        if len(text) > MAX_VALUE_CHARS:
+            raise ParameterError(f"{name}: a value of {len(text):,} characters; a parameter holds at most "
+                                 f"{MAX_VALUE_CHARS:,}")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
+        except RecursionError:
+            raise ParameterError(f"{name}: its value nests too deep to read") from None
+        try:  # YAML's aliases share one node at many places: bounded before anything expands them
+            check_structure(value, f"parameter {name}")
+        except ConfigError as exc:
+            raise ParameterError(str(exc)) from None
         parameters[name] = "" if value is None else value
     return parameters
 

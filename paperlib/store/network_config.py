@@ -59,6 +59,13 @@ def check_network_config(kwargs: Any, source: str) -> None:
                                   f"{FLOAT_LOWEST[key]:g}")
 
 
+def check_structure(value: Any, source: str) -> None:
+    """Refuse (ConfigError naming ``source``) a structure read from a file or an argument that expands to more than
+    :data:`MAX_NODES` values, nests deeper than :data:`MAX_DEPTH` or holds a leaf a config cannot (see
+    :func:`check_network_config`); linear in the number of distinct objects."""
+    _expanded_size(value, source, "its value")
+
+
 def _number(value: Any) -> float | int | None:
     """A plain or numpy number's value (a pickle may hold numpy scalars), else None."""
     if isinstance(value, (int, float)):
@@ -81,7 +88,7 @@ def _check_int(value: Any, bounds: tuple[int, int], where: str) -> None:
         raise ConfigError(f"{where} is {_what(value)}; expected a whole number in [{bounds[0]}, {bounds[1]}]")
 
 
-def _expanded_size(config: Any, source: str) -> int:
+def _expanded_size(config: Any, source: str, root: str = "init kwargs") -> int:
     """The number of values ``config`` expands to, each distinct object visited once (shared ones counted per
     place, from their memoised size), refused above :data:`MAX_NODES` or :data:`MAX_DEPTH`."""
     sizes: dict[int, int] = {}
@@ -103,15 +110,14 @@ def _expanded_size(config: Any, source: str) -> int:
                     raise ConfigError(f"{source}: {where} has a key of type {type(key).__name__}; expected names")
                 total += size(child, f"{where}.{key}" if isinstance(node, dict) else f"{where}[{key}]", depth + 1)
                 if total > MAX_NODES:
-                    raise ConfigError(f"{source}: the network config expands to more than {MAX_NODES:,} values "
-                                      f"(at {where}); EDM's have about 40")
+                    raise ConfigError(f"{source}: {root} expands to more than {MAX_NODES:,} values (at {where})")
             active.discard(id(node))
             sizes[id(node)] = total
             return total
         _check_leaf(node, where, source)
         return 1
 
-    return size(config, "init kwargs", 0)
+    return size(config, root, 0)
 
 
 def _check_leaf(value: Any, where: str, source: str) -> None:
