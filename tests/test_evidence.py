@@ -5,6 +5,7 @@ version, a diverged pilot recorded as diverged)."""
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +146,11 @@ def test_verdicts_follow_holm_and_say_no_more_than_the_test():
     assert "power" in sentence("X", results[2]) and "**holds**" in sentence("X", results[0])
     assert not any(word in sentence("X", r) for r in results for word in ("matches", "near", "strongest", "equivalent"))
     far = decide(Side([1.0, 1.2, 0.9]), Side([1020.0, 1025.0, 1018.0]), "superior", 0.3)
-    assert "difference -1020, 90% interval [" in sentence("X", decide_family([far])[0])
+    words = sentence("X", decide_family([far])[0])
+    assert "difference -1020, 95% interval [" in words and "90% interval [" in words  # the deciding one first
+    worse_words = sentence("X", results[1])  # 'does not hold': the 95% interval it rests on lies above the bound
+    low95 = float(re.search(r"95% interval \[([+-][\d.]+),", worse_words).group(1))
+    assert low95 > 0.3 and "power at the observed sds" in worse_words
 
 
 def test_the_machine_effect_is_the_kind_of_cpu_changing_the_difference_not_one_side():
@@ -230,6 +235,18 @@ def test_an_evidence_table_is_assembled_from_records_alone_with_a_verdict_per_cl
 
     text = evidence_markdown(results)
     assert "**digits**: rate sweeps 0 of 32 runs recorded; table 42 of 42 runs" in text and "**holds**" in text
+    # what a reviewer asks for beside each verdict: its rows and rates, both powers, errata and caveats, the held-out
+    # view (its own family, deciding nothing) and what real held-out digits score
+    by_key = {c["key"]: c for c in table["claims"]}
+    assert by_key["gan-vs-instance"]["rows"] == ("GDD-I at lr 0.001 (the common rate) against instance distillation at "
+                                                 "lr 0.0003 (its own best rate)")
+    assert by_key["gan-vs-instance"]["notes"][0].startswith("Erratum: the words say 'each at its best rate'")
+    assert "its FID during training falls from" in by_key["gan-vs-instance"]["notes"][1]
+    assert by_key["freezing"]["planned_power"] > 0 and by_key["gddi-copies"]["planned_power"] is None
+    assert [c["key"] for c in table["held_out"]] == [c["key"] for c in protocol.EVIDENCE_CLAIMS if c["metric"] == "fid"]
+    assert all(c["metric"] == "fid_test" for c in table["held_out"]) and table["real"]["num"] == 360
+    assert "**Held-out view** (exploratory, deciding nothing)" in text and "| real held-out digits (360) |" in text
+    assert "planned power" in text and "the protocol planned no power for it" in text
     assert len({j.eval_start for j in jobs}) == len(jobs)  # every table run on latents of its own
 
 

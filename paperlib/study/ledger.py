@@ -33,7 +33,8 @@ _COMMON_FIELDS = dict(name=(str,), kind=(str,), protocol=(str,), code=(str,), ma
                       origin=(str,))
 _RUN_FIELDS = dict(preset=(str,), seed=(int,), lr=(float, int), config=(dict,), config_hash=(str,),
                    evaluation=(dict,), kimg=(float, int))
-_TEACHER_FIELDS = dict(teacher=(str,), steps=(int,), ranges=(list,), sample_seconds=(float, int))
+_KIND_FIELDS = dict(run=_RUN_FIELDS, teacher=dict(teacher=(str,), steps=(int,), ranges=(list,), sample_seconds=(float, int)),
+                    real=dict(evaluation=(dict,)))
 
 
 class LedgerError(ValueError):
@@ -152,8 +153,8 @@ def read_record(ledger: str | os.PathLike, name: str) -> dict | None:
 
 
 def check_record(record, name: str, path) -> None:
-    """Refuse (LedgerError naming ``path``) a record that is not what :func:`run_record`, :func:`diverged_record`
-    or :func:`teacher_record` writes: a missing field or one of the wrong type, a non-finite or negative count, a
+    """Refuse (LedgerError naming ``path``) a record that is not what :func:`run_record`, :func:`diverged_record`,
+    :func:`teacher_record` or :func:`real_record` writes: a missing field or one of the wrong type, a non-finite or negative count, a
     non-finite metric, a config whose hash is not ``config_hash``, another name than ``name``, or content that
     does not match its ``digest``."""
     def fail(why: str):
@@ -161,9 +162,9 @@ def check_record(record, name: str, path) -> None:
 
     if not isinstance(record, dict) or record.get("ledger") != LEDGER_FORMAT:
         fail(f"not a ledger record of format {LEDGER_FORMAT}")
-    fields = dict(_COMMON_FIELDS, **(_RUN_FIELDS if record.get("kind") == "run" else _TEACHER_FIELDS))
-    if record.get("kind") not in ("run", "teacher"):
-        fail(f"kind {record.get('kind')!r}; expected 'run' or 'teacher'")
+    if record.get("kind") not in _KIND_FIELDS:
+        fail(f"kind {record.get('kind')!r}; expected one of {', '.join(_KIND_FIELDS)}")
+    fields = dict(_COMMON_FIELDS, **_KIND_FIELDS[record["kind"]])
     for key, kinds in fields.items():
         if key not in record:
             fail(f"lacks {key!r}")
@@ -180,6 +181,8 @@ def check_record(record, name: str, path) -> None:
         if not (math.isfinite(record["lr"]) and record["lr"] > 0):
             fail(f"lr {record['lr']!r}; expected a finite rate above 0")
         _check_evaluation(record["evaluation"], fail, "evaluation", metrics=not record.get("diverged"))
+    elif record["kind"] == "real":
+        _check_evaluation(record["evaluation"], fail, "evaluation", metrics=True, latents=False)
     else:
         if not record["ranges"]:
             fail("holds no evaluated range")
@@ -197,13 +200,14 @@ def _check_numbers(values: dict, keys, fail, where: str) -> None:
             fail(f"{where}{key} is {value!r}; expected a finite number of at least 0")
 
 
-def _check_evaluation(evaluation, fail, where: str, metrics: bool) -> None:
-    """An evaluation: its latents [first, last] and sample count, and (``metrics``) each recorded metric finite."""
+def _check_evaluation(evaluation, fail, where: str, metrics: bool, latents: bool = True) -> None:
+    """An evaluation: (``latents``) its latents [first, last], its sample count, and (``metrics``) each recorded
+    metric finite."""
     if not isinstance(evaluation, dict):
         fail(f"its {where} is {type(evaluation).__name__}; expected a dict")
-    latents = evaluation.get("latents")
-    if not (isinstance(latents, list) and len(latents) == 2 and all(type(v) is int for v in latents)):
-        fail(f"its {where} latents are {latents!r}; expected [first, last] per-sample seeds")
+    seeds = evaluation.get("latents")
+    if latents and not (isinstance(seeds, list) and len(seeds) == 2 and all(type(v) is int for v in seeds)):
+        fail(f"its {where} latents are {seeds!r}; expected [first, last] per-sample seeds")
     _check_numbers(evaluation, ("num",), fail, f"its {where} ")
     if metrics:
         if "fid" not in evaluation:
@@ -256,6 +260,13 @@ def teacher_record(name: str, teacher: str, steps: int, ranges: list[dict], samp
                 ranges=ranges, sample_seconds=sample_seconds)
 
 
+
+
+def real_record(name: str, metrics: dict, protocol: str) -> dict:
+    """The record of real images scored as samples are (the held-out digits against the training digits): the
+    reference every metric of a table is read against."""
+    return dict(ledger=LEDGER_FORMAT, name=name, kind="real", protocol=protocol, code=code_commit(), machine=machine(),
+                origin="run", made=now(), evaluation={k: v for k, v in metrics.items() if k in RECORDED_METRICS + ("num",)})
 
 
 def check_one_protocol(records: list[dict], what: str) -> None:

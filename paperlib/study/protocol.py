@@ -97,6 +97,23 @@ EVIDENCE_CLAIMS = (
          claim="GDD makes near-copies of training digits no more often than the teacher"),
 )
 SHOWN_METRICS = ("fid_test", "precision", "recall", "kid")
+# Printed beside the verdicts, outside the hashed protocol (its words stay as committed). Errata: where a claim's
+# words are not true of the rows it compares. Caveats: a setting chosen with earlier results in view, or a baseline
+# that had not converged; the instance caveat gets the row's own FID curve appended.
+ERRATA = {
+    "gan-vs-instance": "the words say 'each at its best rate', but GDD-I enters at the common rate of GDD and GDD-I "
+                       "(the rates are printed with the rows), instance distillation at its own best rate",
+    "projected-d": "GDD-I with the projected discriminator enters at the common rate, the small from-scratch "
+                   "discriminator at its own best rate",
+}
+_MARGIN_CAVEAT = ("the margin, and the pilot sds that set the seed counts, came from records made before this protocol "
+                  "(the digits GDD and GDD-I ones from before the spectral-norm order was fixed)")
+CAVEATS = {
+    "gddi-teacher": _MARGIN_CAVEAT, "gdd-teacher": _MARGIN_CAVEAT, "freezing": _MARGIN_CAVEAT,
+    "gan-vs-instance": "instance distillation was still improving when the budget ended",
+    "stabilises": "the fixed rate 0.001 is where earlier 'freeze nothing' runs (before this protocol) had already "
+                  "diverged (FID 417-747), so freezing beating it there was foreseeable when the rate was fixed",
+}
 # The freeze ablation (digits, PILOT_KIMG): each freezing policy at its own best rate of RATE_GRID (chosen on its
 # pilots as above; 'none' is GDD's and 'gddi' GDD-I's sweep), then ABLATION_SEEDS at that rate; 'none' and
 # 'gddi' also at ABLATION_FIXED_RATE. Its own family of two claims.

@@ -15,16 +15,33 @@ from paperlib.plots.figures import save_figure
 from paperlib.store.files import atomic_write_bytes
 from paperlib.study.evidence import plan
 from paperlib.study.evidence.ablation import ablation_jobs, pilot_jobs
+from paperlib.study.evidence.confirm import confirm_jobs
 from paperlib.study.evidence.rates import rate_jobs
 from paperlib.study.evidence.tables import table_jobs
 from paperlib.study.ledger import ledger_dir, read_record
 from paperlib.study.paper_numbers import ANALOGUE, CLAIM_FIGURES, REPORTED, reported_for
-from paperlib.study.protocol import ABLATION_CLAIMS, EVIDENCE_CLAIMS, EVIDENCE_VERSION, MINI_DATASETS, PILOT_PROTOCOL
+from paperlib.study.protocol import (
+    ABLATION_CLAIMS,
+    CONFIRM_VERSION,
+    EVIDENCE_CLAIMS,
+    EVIDENCE_KIMG,
+    EVIDENCE_VERSION,
+    MINI_DATASETS,
+    PILOT_PROTOCOL,
+)
 from paperlib.study.summary import mean_sd
 from paperlib.study.tables.format import format_number, to_markdown
 
-KID_UNIT = ("KID: clean-fid's unbiased MMD² with the cubic kernel (x·y/64 + 1)³ on the 64-d digits features, raw "
-            "(not scaled; it can dip below 0 when two sets are alike)")
+KID_UNIT = ("KID: clean-fid's unbiased MMD² with the cubic kernel (x·y/64 + 1)³ on the unnormalised 64-d digits "
+            "features, shown unscaled, in the kernel's units (it can dip below 0 when two sets are alike); the row "
+            "'real held-out digits' is what fresh real data scores against the training digits on every metric")
+POWERS = ("Beside each verdict: the rows it compares with their rates, the power the protocol planned (from the pilot "
+          "sds, at the seeds run; 'not planned' where it planned none) and the power at the observed sds (had the truth "
+          "been no difference, for 'at or below'; one margin's improvement, for 'beats'). The 95% interval decides "
+          "'does not hold'; the 90% one is the one-sided test at 5% before Holm's correction.")
+HELD_OUT = ("**Held-out view** (exploratory, deciding nothing): the same FID claims on FID against the 360 held-out "
+            "digits, their own Holm family. The protocol fixed the training-split FID in advance; at this scale it "
+            "can reward samples close to the training digits.")
 
 
 class ReportError(ValueError):
@@ -44,7 +61,8 @@ def evidence_markdown(results: str | os.PathLike = "results") -> str:
     (``results/evidence/<dataset>/rates.json``) and its table with every claim's verdict (``table.json``); then the
     freeze ablation's."""
     ledger = ledger_dir(results)
-    parts = [f"Protocol version `{EVIDENCE_VERSION}` (PROTOCOL.md; its rate pilots: `{PILOT_PROTOCOL}`). {KID_UNIT}."]
+    parts = [f"Protocol version `{EVIDENCE_VERSION}` (PROTOCOL.md; its rate pilots: `{PILOT_PROTOCOL}`). {KID_UNIT}. "
+             f"{POWERS}"]
     for dataset in MINI_DATASETS:
         base = Path(results) / "evidence" / dataset
         lines = [f"**{dataset}**: rate sweeps {_recorded(ledger, rate_jobs([dataset], results=str(results)))} runs "
@@ -58,13 +76,59 @@ def evidence_markdown(results: str | os.PathLike = "results") -> str:
                          + ", ".join(f"{m} {lr:g}" for m, lr in rates["own"].items()) + ".")
         table = _json(base / "table.json")
         if table is not None:
-            lines += ["", evidence_table_markdown(table), ""] + [f"- {c['sentence']}" for c in table["claims"]]
+            lines += ["", evidence_table_markdown(table), ""] + verdict_lines(table)
             lines += ["", f"Training curves: `figures/evidence_curves_{dataset}.png`; the discriminator's view over the "
                       f"same runs: `figures/evidence_discriminator_{dataset}.png`; samples of the teacher, GDD and GDD-I "
                       f"beside their nearest training digits: `figures/evidence_nearest_{dataset}.png`."]
         parts.append("\n".join(lines))
     parts.append(ablation_markdown(results))
+    parts.append(confirmation_markdown(results))
     return "\n\n".join(parts)
+
+
+def confirmation_markdown(results: str | os.PathLike) -> str:
+    """Amendment 2's confirmation: its runs recorded, then (when all are) its rows, verdicts and reported
+    differences from ``results/evidence/confirm.json``."""
+    ledger = ledger_dir(results)
+    try:
+        jobs = confirm_jobs(results=str(results))
+    except FileNotFoundError:  # the common rates are not chosen yet
+        return f"**Confirmation** (Amendment 2, `{CONFIRM_VERSION}`): waits for the rate sweeps."
+    line = (f"**Confirmation** (Amendment 2, `{CONFIRM_VERSION}`; fresh seeds and latents, GDD and GDD-I at the common "
+            f"rate, {EVIDENCE_KIMG:g} kimg): {_recorded(ledger, jobs)} runs recorded")
+    table = _json(Path(results) / "evidence" / "confirm.json")
+    if table is None:
+        return line + "; its verdicts are printed when all are (`python -m paperlib run confirm`)."
+    lines = [line + ".", "", "| dataset | row | seeds | FID (train) | FID (held-out) | precision | recall | near-copy share |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['dataset']} | {r['row']} | {len(r['seeds'])} | {mean_sd(r, 'fid')} | {mean_sd(r, 'fid_test')} | "
+              f"{mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} | {mean_sd(r, 'copy_share', 3)} |"
+              for r in table["rows"]]
+    lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
+    lines += ["", "Reported beside them, deciding nothing:", ""] + [f"- {r['sentence']}" for r in table["reported"]]
+    return "\n".join(lines)
+
+
+def verdict_lines(table: dict) -> list[str]:
+    """Each claim's verdict sentence with the rows it compares, both powers and its notes, then the held-out view
+    (where the table has one), as markdown bullets."""
+    lines = []
+    for c in table["claims"]:
+        planned = ("the protocol planned no power for it" if c.get("planned_power") is None
+                   else f"planned power {c['planned_power']:.0%}")
+        lines.append(f"- {c['sentence']} Rows: {c['rows']}; {planned}." if "rows" in c else f"- {c['sentence']}")
+        lines += [f"  - {note}" for note in c.get("notes", [])]
+    if table.get("held_out"):
+        lines += ["", HELD_OUT, ""] + [f"- {_held_out_line(c)}" for c in table["held_out"]]
+    return lines
+
+
+def _held_out_line(claim: dict) -> str:
+    if claim["verdict"] == "not decidable":
+        return f"{claim['claim']} (held-out FID): not decidable: {claim['undecidable']}."
+    return (f"{claim['claim']} (held-out FID): {claim['verdict']} in this view (difference {claim['diff']:+.3g}, 95% "
+            f"interval [{claim['low95']:+.3g}, {claim['high95']:+.3g}] against the bound {claim['bound']:+.3g}; "
+            f"Holm-adjusted p {claim['p_adjusted']:.3g})")
 
 
 def evidence_table_markdown(table: dict) -> str:
@@ -72,14 +136,19 @@ def evidence_table_markdown(table: dict) -> str:
     markdown: seeds, mean ± sd over them of every metric, and the paper's FID for the setting the dataset stands in
     for beside the rows that have a counterpart there."""
     paper = REPORTED[ANALOGUE[table["dataset"]]]
-    lines = [f"| row | seeds | FID (train) | FID (held-out) | KID (raw MMD²) | precision | recall | near-copy share | "
-             f"the paper ({paper['name']}, Inception FID) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"| row | seeds | FID (train) | FID (held-out) | KID (MMD², unscaled) | precision | recall | near-copy "
+             f"share | the paper ({paper['name']}, Inception FID) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table["rows"]:
         kind, nfe = ("teacher", 35) if r["kind"] == "teacher35" else (r["kind"], None)
         reported = None if r.get("secondary") else reported_for(table["dataset"], kind, nfe)[0]
         lines.append(f"| {r['row']} | {len(r['seeds'])} | {mean_sd(r, 'fid')} | {mean_sd(r, 'fid_test')} | "
                      f"{mean_sd(r, 'kid')} | {mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} | "
                      f"{mean_sd(r, 'copy_share', 3)} | {format_number(reported)} |")
+    if table.get("real"):
+        real = dict(table["real"], seeds=[None])
+        lines.append(f"| real held-out digits ({real['num']}) | – | {mean_sd(real, 'fid')} | – | {mean_sd(real, 'kid')} | "
+                     f"{mean_sd(real, 'precision', 3)} | {mean_sd(real, 'recall', 3)} | "
+                     f"{mean_sd(real, 'copy_share', 3)} | – |")
     return "\n".join(lines)
 
 
@@ -89,8 +158,8 @@ def protocol_table_report(table: dict) -> str:
     return "\n".join([f"**{table['dataset']}**: {table['kimg']:g} kimg per run, {table['eval_num']:,} samples per "
                       f"evaluation on latents of its own, protocol `{table['protocol']}`.", "",
                       evidence_table_markdown(table), "", f"{KID_UNIT}. FIDs in the digits classifier's feature space: "
-                      "compare rows with each other, not with the paper's Inception FIDs.", ""]
-                     + [f"- {c['sentence']}" for c in table["claims"]])
+                      f"compare rows with each other, not with the paper's Inception FIDs. {POWERS}", ""]
+                     + verdict_lines(table))
 
 
 def ablation_markdown(results: str | os.PathLike) -> str:
@@ -113,18 +182,22 @@ def ablation_markdown(results: str | os.PathLike) -> str:
         lines += [f"| {' = '.join(s['key'] for s in rows)} | {r['lr']:g} | {len(r['seeds'])} | {mean_sd(r, 'fid')} | "
                   f"{mean_sd(r, 'fid_test')} | {mean_sd(r, 'precision', 3)} | {mean_sd(r, 'recall', 3)} |"
                   for rows in same_runs.values() for r in rows[:1]]
-        lines += [""] + [f"- {c['sentence']}" for c in table["claims"]]
+        lines += [""] + verdict_lines(table)
     return "\n".join(lines)
 
 
-def _cell(claim: dict | None) -> str:
-    """A claims-table cell: the verdict, the difference and its 90% interval (as the verdict sentence prints them)."""
+def _cell(claim: dict | None, held_out: dict | None = None) -> str:
+    """A claims-table cell: the verdict, the difference and its 95% interval, the planned power and the power at the
+    observed sds, and the held-out view's verdict where there is one."""
     if claim is None:
         return "–"
     if claim["verdict"] == "not decidable":
         return "not decidable"
     fmt = lambda x: f"{x:+.0f}" if abs(x) >= 1000 else f"{x:+.3g}"  # noqa: E731
-    return f"**{claim['verdict']}**: {fmt(claim['diff'])} [{fmt(claim['low'])}, {fmt(claim['high'])}]"
+    planned = "–" if claim.get("planned_power") is None else f"{claim['planned_power']:.0%}"
+    cell = (f"**{claim['verdict']}**: {fmt(claim['diff'])} [{fmt(claim['low95'])}, {fmt(claim['high95'])}]; "
+            f"power {planned} / {claim['power']:.0%}")
+    return cell + (f"; held-out view: {held_out['verdict']}" if held_out else "")
 
 
 def claims_table_markdown(results: str | os.PathLike = "results") -> str:
@@ -135,15 +208,22 @@ def claims_table_markdown(results: str | os.PathLike = "results") -> str:
     ablation = {c["key"]: c for c in (_json(Path(results) / "evidence" / "digits" / "ablation.json") or {})
                 .get("claims", [])}
     lines = ["| claim | the paper | digits | digits-cond |", "|---|---|---|---|"]
+    held_out = {d: {c["key"]: c for c in (_json(Path(results) / "evidence" / d / "table.json") or {}).get("held_out", [])}
+                for d in MINI_DATASETS}
+    ablation_held_out = {c["key"]: c for c in (_json(Path(results) / "evidence" / "digits" / "ablation.json") or {})
+                         .get("held_out", [])}
     for claim in EVIDENCE_CLAIMS:
         lines.append(f"| {claim['claim']} | {CLAIM_FIGURES[claim['key']]} | "
-                     + " | ".join(_cell(decided[d].get(claim["key"])) for d in MINI_DATASETS) + " |")
+                     + " | ".join(_cell(decided[d].get(claim["key"]), held_out[d].get(claim["key"]))
+                                  for d in MINI_DATASETS) + " |")
     for claim in ABLATION_CLAIMS:
         lines.append(f"| {claim['claim']} (freeze ablation, 48 kimg) | {CLAIM_FIGURES[claim['key']]} | "
-                     f"{_cell(ablation.get(claim['key']))} | – |")
+                     f"{_cell(ablation.get(claim['key']), ablation_held_out.get(claim['key']))} | – |")
     return "\n".join(lines + ["", "Each cell: the verdict, then the difference of means (A minus B; lower is better) "
-                              "and its 90% interval, in FID (digits features) or near-copy share; the interval a "
-                              "verdict rests on and the p-values are in RESULTS.md."])
+                              "and its 95% interval, in FID (digits features) or near-copy share; the power the "
+                              "protocol planned / the power at the observed sds; and the same claim decided on "
+                              "held-out FID (exploratory, deciding nothing). Errata, caveats and p-values are in "
+                              "RESULTS.md."])
 
 
 def layers_markdown(results: str | os.PathLike = "results", scales: tuple[str, ...] = ("mini",)) -> str:

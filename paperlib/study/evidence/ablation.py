@@ -16,7 +16,7 @@ from pathlib import Path
 
 from paperlib.store.files import atomic_write_bytes
 from paperlib.study.evidence.rates import best_rates, evidence_job, rate_jobs, recorded_row
-from paperlib.study.evidence.verdicts import decide_claims
+from paperlib.study.evidence.verdicts import annotate, decide_claims
 from paperlib.study.jobs import Job
 from paperlib.study.ledger import check_one_protocol, cpu_kind, ledger_dir
 from paperlib.study.pool import run_jobs
@@ -128,8 +128,11 @@ def ablation_table(results: str = "results") -> dict:
         rows.append(dict(row, kimg=PILOT_KIMG, **summary))
         sides[row["key"]] = (evaluations, [cpu_kind(r) for r in found])
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records], "the freeze ablation")
-    claims = decide_claims(ABLATION_CLAIMS, sides, lambda claim: FID_MARGIN[DATASET])
+    margin = lambda claim: FID_MARGIN[DATASET]  # noqa: E731
+    describe = lambda side: f"{side.split('@')[0]} at lr {next(r['lr'] for r in rows if r['key'] == side):g}"  # noqa: E731
+    claims = annotate(decide_claims(ABLATION_CLAIMS, sides, margin), ABLATION_CLAIMS, describe)
+    held_out = decide_claims([dict(c, metric="fid_test") for c in ABLATION_CLAIMS], sides, margin)
     table = dict(dataset=DATASET, protocol=EVIDENCE_VERSION, kimg=PILOT_KIMG, eval_num=EVIDENCE_NUM,
-                 fixed_rate=ABLATION_FIXED_RATE, best=best, rows=rows, claims=claims)
+                 fixed_rate=ABLATION_FIXED_RATE, best=best, rows=rows, claims=claims, held_out=held_out)
     atomic_write_bytes(_results_dir(results) / "ablation.json", json.dumps(table, indent=1, default=float).encode())
     return table

@@ -18,9 +18,9 @@ from paperlib.devices import resolve_device
 from paperlib.plots.curves import plot_discriminator_view, plot_training_curves
 from paperlib.store.checkpoints import weights_identity
 from paperlib.store.files import atomic_write_bytes
-from paperlib.study.evidence.plan import row_seeds
+from paperlib.study.evidence.plan import comparison_plan, row_seeds
 from paperlib.study.evidence.rates import evidence_job, recorded_row
-from paperlib.study.evidence.verdicts import decide_claims
+from paperlib.study.evidence.verdicts import annotate, decide_claims
 from paperlib.study.jobs import Job
 from paperlib.study.ledger import (
     LedgerError,
@@ -28,6 +28,7 @@ from paperlib.study.ledger import (
     cpu_kind,
     ledger_dir,
     read_record,
+    real_record,
     teacher_record,
     write_record,
 )
@@ -129,10 +130,25 @@ def teacher_ranges(dataset: str, row: str, results: str = "results", device: str
     return records
 
 
+def real_reference(dataset: str, results: str = "results") -> dict:
+    """The held-out digits scored against the training digits as samples are (:func:`paperlib.metrics.real_data_floor`):
+    how low each metric goes for fresh real data. One ledger record per dataset, made where it is missing."""
+    from paperlib.metrics import DigitsExtractor, digits_reference, real_data_floor
+
+    ledger, name = ledger_dir(results), f"evidence/{dataset}/real/held-out"
+    record = read_record(ledger, name)
+    if record is None:
+        record = real_record(name, real_data_floor(digits_reference(DigitsExtractor()))["held_out"], EVIDENCE_VERSION)
+        write_record(ledger, record)
+    return record
+
+
 def assemble_evidence_table(dataset: str, results: str = "results") -> dict:
     """``dataset``'s table and verdicts from the ledger alone (every run and teacher range must be recorded; nothing
     is sampled, trained or written): rows with mean ± sd and per-seed values of every metric, each claim's test,
-    Holm's correction over the family and its verdict sentence."""
+    Holm's correction over the family, its verdict sentence, the rows it compares, its planned power and notes
+    (:func:`~paperlib.study.evidence.verdicts.annotate`); the FID claims again on held-out FID (``held_out``, their
+    own family, deciding nothing); and the real held-out digits' metrics (``real``, where recorded)."""
     ledger, rates = ledger_dir(results), chosen_rates(dataset, results)
     sides, rows, records = {}, [], []
     for row in ("teacher1", "teacher35"):
@@ -161,10 +177,23 @@ def assemble_evidence_table(dataset: str, results: str = "results") -> dict:
             sides[row["method"]] = (evaluations, [cpu_kind(r) for r in found])
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records],
                        f"the {dataset} evidence table")
-    claims = decide_claims(EVIDENCE_CLAIMS, sides, lambda claim: COPY_MARGIN if claim["metric"] == "copy_share"
-                           else FID_MARGIN[dataset])
+    margin = lambda claim: COPY_MARGIN if claim["metric"] == "copy_share" else FID_MARGIN[dataset]  # noqa: E731
+    described = {r["kind"]: r for r in rows if not r.get("secondary")}
+    hows = {m: how for m, _, how in TABLE_ROWS}
+    describe = lambda side: (described[side]["row"] if side.startswith("teacher") else  # noqa: E731
+                             f"{described[side]['row'].split(' (NFE')[0]} at lr {described[side]['lr']:g} "
+                             f"({'the common rate' if hows[side] == 'common' else 'its own best rate'})")
+    curve = described["instance"].get("curve") or {}
+    extra = {"gan-vs-instance": f": its FID during training falls from {curve['fid'][0]:.1f} to {curve['fid'][-1]:.1f} "
+                                f"over {curve['kimg'][-1]:g} kimg" if curve.get("fid") else ""}
+    planned = {e["key"]: e["power"] for e in comparison_plan(dataset)}
+    claims = annotate(decide_claims(EVIDENCE_CLAIMS, sides, margin), EVIDENCE_CLAIMS, describe, planned, extra)
+    # The held-out view: the FID claims again on held-out FID, their own Holm family, deciding nothing.
+    held_out_claims = [dict(c, metric="fid_test") for c in EVIDENCE_CLAIMS if c["metric"] == "fid"]
+    held_out = decide_claims(held_out_claims, sides, margin)
+    real = read_record(ledger, f"evidence/{dataset}/real/held-out")
     return dict(dataset=dataset, protocol=EVIDENCE_VERSION, kimg=EVIDENCE_KIMG, eval_num=EVIDENCE_NUM, rates=rates,
-                rows=rows, claims=claims)
+                rows=rows, claims=claims, held_out=held_out, real=real["evaluation"] if real else None)
 
 
 def write_evidence_table(dataset: str, runs: str = "runs", results: str = "results", device: str = "auto",
@@ -174,6 +203,7 @@ def write_evidence_table(dataset: str, runs: str = "runs", results: str = "resul
     (:func:`draw_evidence_curves`) and its copy figure (:func:`draw_evidence_copies`) in ``figures``."""
     for row in ("teacher1", "teacher35"):
         teacher_ranges(dataset, row, results, device)
+    real_reference(dataset, results)
     table = assemble_evidence_table(dataset, results)
     atomic_write_bytes(Path(results) / "evidence" / dataset / "table.json", json.dumps(table, indent=1, default=float).encode())
     draw_evidence_curves(table, figures)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from paperlib.study.evidence.significance import holm, machine_effect, one_sided_test, power
-from paperlib.study.protocol import ALPHA
+from paperlib.study.protocol import ALPHA, CAVEATS, ERRATA
 
 HOLDS, FAILS, UNDECIDED, UNDECIDABLE = "holds", "does not hold", "not decided", "not decidable"
 
@@ -89,16 +89,38 @@ def decide_claims(claims, sides: dict[str, tuple[list[dict], list[str | None]]],
                  sentence=sentence(c["claim"], v)) for c, v in zip(claims, decide_family(tests))]
 
 
+def annotate(decided: list[dict], claims, describe, planned: dict | None = None,
+             extra: dict | None = None) -> list[dict]:
+    """``decided`` (:func:`decide_claims`'s, for ``claims``) with, per claim, ``rows`` (its two sides in words,
+    ``describe(side)``), ``planned_power`` (``planned``: claim key -> the power the protocol planned; None where it
+    planned none) and ``notes``: the protocol's erratum and caveat for it, ``extra[key]`` appended to the caveat."""
+    by_key = {c["key"]: c for c in claims}
+    out = []
+    for c in decided:
+        claim, notes = by_key[c["key"]], []
+        if c["key"] in ERRATA:
+            notes.append(f"Erratum: {ERRATA[c['key']]}.")
+        if c["key"] in CAVEATS:
+            notes.append(f"Caveat: {CAVEATS[c['key']]}{(extra or {}).get(c['key'], '')}.")
+        out.append(dict(c, rows=f"{describe(claim['a'])} against {describe(claim['b'])}",
+                        planned_power=(planned or {}).get(c["key"]), notes=notes))
+    return out
+
+
 def _signed(x: float) -> str:
     """Three significant digits with a sign, but whole numbers from 1000 on (an FID gap reads as -1019, not -1.02e+03)."""
     return f"{x:+.0f}" if abs(x) >= 1000 else f"{x:+.3g}"
 
 
 def sentence(claim: str, result: dict) -> str:
-    """The verdict in words, with its numbers: the claim as the protocol words it, then only what the test says."""
-    numbers = (f"difference {_signed(result['diff'])}, 90% interval [{_signed(result['low'])}, "
-               f"{_signed(result['high'])}] against the bound {_signed(result['bound'])}; p {result['p']:.3g}, "
-               f"Holm-adjusted {result['p_adjusted']:.3g}; {result['n_a']} vs {result['n_b']} seeds")
+    """The verdict in words, with its numbers: the claim as the protocol words it, then what the test says: the
+    difference, the 95% interval (the rule of 'does not hold') and the 90% one (the one-sided test at 5%, before
+    Holm) against the bound, raw and adjusted p, seeds and the power at the observed spreads."""
+    numbers = (f"difference {_signed(result['diff'])}, 95% interval [{_signed(result['low95'])}, "
+               f"{_signed(result['high95'])}], 90% interval [{_signed(result['low'])}, {_signed(result['high'])}] "
+               f"against the bound {_signed(result['bound'])}; p {result['p']:.3g}, Holm-adjusted "
+               f"{result['p_adjusted']:.3g}; {result['n_a']} vs {result['n_b']} seeds; power at the observed sds "
+               f"{result['power']:.0%}")
     if result.get("machines"):
         first, second = result["machines"]["kinds"]
         numbers += (f"; machine effect on the difference, {first} minus {second}: "
@@ -109,4 +131,4 @@ def sentence(claim: str, result: dict) -> str:
         return f"{claim}: **does not hold** ({numbers})."
     if result["verdict"] == UNDECIDABLE:
         return f"{claim}: **not decidable**: {result['undecidable']}."
-    return f"{claim}: **not decided** at these seeds ({numbers}; power {result['power']:.0%})."
+    return f"{claim}: **not decided** at these seeds ({numbers})."
