@@ -213,11 +213,12 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    from paperlib.study.check import SAMPLE, check_records
+    from paperlib.study.check import check_records, evidence_sample
 
-    report = check_records(args.runs, args.results, args.device, args.workers,
-                           tuple(args.records.split(",")) if args.records else SAMPLE)
-    print(f"mini check {'passed' if report['passed'] else 'FAILED'}: {args.results}/mini-check.json")
+    names = (tuple(args.records.split(",")) if args.records
+             else evidence_sample(args.results, tuple(args.methods.split(",")) if args.methods else ()))
+    report = check_records(args.runs, args.results, args.device, args.workers, names)
+    print(f"mini check {'passed' if report['passed'] else 'FAILED'}: {args.results}/evidence/check.json")
     if not report["passed"]:
         raise SystemExit(1)
 
@@ -380,8 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="mini scale: retrain a stated sample of the ledger's runs from scratch and compare "
                        "them with their records (bit for bit on the same kind of CPU, else within 3 seed sds)")
-    p.add_argument("--records", default="", help="comma-separated record names (default: a rate pilot and the "
-                   "digits table's GDD-I and small-D seed-1 runs)")
+    p.add_argument("--records", default="", help="comma-separated record names (default: one evidence-table run per "
+                   "method and dataset, made on this kind of CPU where the ledger has one)")
+    p.add_argument("--methods", default="", help="comma-separated table methods the default sample is drawn from "
+                   "(gdd, gddi, instance, gddi-smalld; default all)")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int_in(0, 256), default=0)
     p.add_argument("--runs", default="runs")

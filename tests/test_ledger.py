@@ -87,7 +87,7 @@ def test_the_check_retrains_a_record_bit_for_bit_and_names_what_differs(tmp_path
     report = check_records(**common)
     assert report["passed"] and report["checks"][0]["rule"] == "bit for bit"  # retrained in runs/check/, not read
     assert set(report["checks"][0]["digests"]) == {"network", "samples"}
-    assert json.loads((tmp_path / "results" / "mini-check.json").read_text())["passed"]
+    assert json.loads((tmp_path / "results" / "evidence" / "check.json").read_text())["passed"]
     # a record that says another FID and another network (written as a record is, with its digest): both named
     write_record(ledger, dict(record, evaluation=dict(record["evaluation"], fid=record["evaluation"]["fid"] + 1e-9),
                               digests=dict(record["digests"], network="0" * 64)))
@@ -124,3 +124,19 @@ def test_teacher_identity_is_the_weights_not_the_file(tmp_path, smoke_teacher):
     moved = save_network(load_network(smoke_teacher), tmp_path / "elsewhere.safetensors", extra=dict(note="re-saved"))
     assert Path(moved).read_bytes() != Path(smoke_teacher).read_bytes()
     assert weights_identity(str(moved)) == weights_identity(smoke_teacher)
+
+
+def test_the_default_check_samples_one_evidence_run_per_method_and_dataset_made_here_where_it_can():
+    from paperlib.study.check import evidence_sample, same_machine
+    from paperlib.study.ledger import read_record
+
+    ledger = ROOT / "results" / "ledger"
+    names = evidence_sample(str(ROOT / "results"))
+    assert len(names) == 8 and len({n.rsplit("/", 1)[0] for n in names}) == 8  # 4 methods x 2 datasets
+    method = lambda name: name.split("/")[3].rsplit("-lr", 1)[0]  # noqa: E731
+    assert evidence_sample(str(ROOT / "results"), ("gdd", "gddi")) == tuple(n for n in names if method(n) in ("gdd", "gddi"))
+    for name in names:
+        row = sorted(ledger.glob(name.rsplit("/", 1)[0] + "/seed*.json"))
+        here = [p for p in row if same_machine(json.loads(p.read_text()), keys=("cpu", "cpu_capability"))]
+        chosen = read_record(ledger, name)
+        assert same_machine(chosen, keys=("cpu", "cpu_capability")) == bool(here)  # made here whenever a seed was

@@ -83,7 +83,29 @@ def evidence_markdown(results: str | os.PathLike = "results") -> str:
         parts.append("\n".join(lines))
     parts.append(ablation_markdown(results))
     parts.append(confirmation_markdown(results))
+    parts.append(check_markdown(results))
     return "\n\n".join(parts)
+
+
+def check_markdown(results: str | os.PathLike) -> str:
+    """The last rerun of evidence records (``results/evidence/check.json``, :mod:`paperlib.study.check`): per record,
+    the rule it was held to and how each metric came out."""
+    report = _json(Path(results) / "evidence" / "check.json")
+    if report is None:
+        return ("**Rerun of evidence records**: not run yet (`python -m paperlib check`: one table run per method and "
+                "dataset retrained from scratch and compared with its record).")
+    made = report["machine"]
+    lines = [f"**Rerun of evidence records** ({report.get('made', '')[:10]}, {made['cpu']} / {made['cpu_capability']}): "
+             f"{'every record reproduced' if report['passed'] else 'NOT every record reproduced'} under its rule.", "",
+             "| record | rule | result | FID recorded -> rerun | metrics' distance from the row mean (row sds) |",
+             "|---|---|---|---|---|"]
+    for c in report["checks"]:
+        fid = c["metrics"]["fid"]
+        sds = ", ".join(f"{k} {m['row_sds_from_mean']:+.1f}" for k, m in c["metrics"].items()
+                        if m.get("row_sds_from_mean") is not None)
+        lines.append(f"| {c['record']} | {c['rule']} | {'passed' if c['passed'] else 'FAILED'} | "
+                     f"{fid['recorded']:.4f} -> {fid['retrained']:.4f} | {sds or '–'} |")
+    return "\n".join(lines)
 
 
 def confirmation_markdown(results: str | os.PathLike) -> str:
