@@ -179,8 +179,8 @@ class ImageFolderDataset(ImageDataset):
             return None
         try:
             meta = json.loads(self._read_bytes("dataset.json"))
-        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{self.path}/dataset.json: not valid JSON: {exc}") from None
+        except (ValueError, RecursionError, UnicodeDecodeError) as exc:  # ValueError: bad JSON, or an int too long
+            raise DatasetError(f"{self.path}/dataset.json: not valid JSON: {str(exc)[:200]}") from None
         entries = meta.get("labels") if isinstance(meta, dict) else None
         if entries is None:
             return None

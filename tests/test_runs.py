@@ -275,6 +275,10 @@ def test_bad_dataset_files_are_one_line_errors(tmp_path):
             z.writestr("dataset.json", json.dumps(dict(labels=labels)))
         with pytest.raises(DatasetError, match=re.escape(why)):
             open_dataset(zipped)
+    with zipfile.ZipFile(zipped, "a") as z:  # a whole number too long for Python to read
+        z.writestr("dataset.json", '{"labels": [["x", ' + "9" * 5000 + "]]}")
+    with pytest.raises(DatasetError, match="dataset.json: not valid JSON: Exceeds the limit"):
+        open_dataset(zipped)
     bomb = tmp_path / "bomb"
     bomb.mkdir()
     Image.new("L", (8, 8)).save(bomb / "a.png")
