@@ -273,7 +273,7 @@ def read_log(path: Path, repair: bool = True) -> list[dict]:
     for number, line in enumerate(lines, 1):
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or a whole number too long to read
             if number < len(lines):
                 raise RunError(f"{path}, line {number}: not a JSON record ({exc}); repair or remove that line") from None
             if repair:
@@ -333,8 +333,9 @@ def check_resumed_config(run_dir: Path, new: dict, state: dict | None) -> None:
     if path.exists():
         try:
             saved.append((path.name, json.loads(path.read_text())))
-        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
-            raise RunError(f"{path}: not readable JSON ({exc}); cannot check that the resumed run is the same") from None
+        except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+            raise RunError(f"{path}: not readable JSON ({str(exc)[:200]}); cannot check that the resumed run is the "
+                           f"same") from None
     for source, config in saved:
         changed = (config_changes(config, new, ignore=(*EXTENDABLE, DERIVED), saved_teacher=teacher)
                    if isinstance(config, dict) else ["not a JSON object"])

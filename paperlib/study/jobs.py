@@ -84,12 +84,17 @@ def run_job(job: Job) -> dict:
 
 def cached_result(preset: str, run_dir: str, eval_num: int, eval_start: int = 0, **overrides) -> dict | None:
     """The ``result.json`` of a finished run made with this exact config, sample count and first sample seed, else
-    None."""
+    None (also for one that does not read: the run's evaluation is made again; its record is checked when written)."""
     folder = RunFolder(run_dir)
     path = folder.result
     if not path.exists() or not folder.network.exists():
         return None
-    result = json.loads(path.read_text())
+    try:
+        result = json.loads(path.read_text())
+    except (ValueError, RecursionError, UnicodeDecodeError):  # unreadable: the run is evaluated again, over it
+        return None
+    if not isinstance(result, dict):
+        return None
     cfg = preset_config(preset, run_dir=run_dir, **overrides)
     same = (isinstance(result.get("config"), dict) and result.get("num") == eval_num
             and result.get("eval_start", 0) == eval_start
