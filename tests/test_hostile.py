@@ -262,7 +262,7 @@ def test_bad_values_and_files_are_one_line_errors(tmp_path, smoke_teacher, capsy
             "--no-progress"]
     for key, value in (("total_kimg", "Infinity"), ("total_kimg", "1e400"), ("snapshot_kimg", "Infinity"),
                        ("lr", "Infinity")):
-        one_line(*run_main(capsys, *base, f"--{key}", value), f"{key}: expected a finite number > 0, got inf")
+        one_line(*run_main(capsys, *base, f"--{key}", value), f"{key}: expected a finite number > 0 and <= 1,000,000,000,000, got inf")
     one_line(*run_main(capsys, *base, "--discriminator_kwargs", '{"channels": -1}'),
              "discriminator_kwargs {'channels': -1}: cannot build the 'small' discriminator")
     assert not (tmp_path / "r" / "network.safetensors").exists()
