@@ -48,11 +48,13 @@ def evidence_sample(results: str = "results", methods: tuple[str, ...] = ()) -> 
         for row in table_rows(dataset, chosen_rates(dataset, results)):
             if row["secondary"] or (methods and row["method"] not in methods):
                 continue
-            seeds = [s for s in row["seeds"] if read_record(ledger, run_name(dataset, row["method"], row["lr"], s))]
-            here = [s for s in seeds if same_machine(read_record(ledger, run_name(dataset, row["method"], row["lr"], s)),
-                                                     keys=("cpu", "cpu_capability"))]  # the threads are the check's
-            if seeds:
-                names.append(run_name(dataset, row["method"], row["lr"], (here or seeds)[0]))
+            found = {name: read_record(ledger, name)
+                     for name in (run_name(dataset, row["method"], row["lr"], s) for s in row["seeds"])}
+            recorded = [name for name, record in found.items() if record is not None]
+            here = [name for name in recorded  # the threads are the check's own, not the record's
+                    if same_machine(found[name], keys=("cpu", "cpu_capability"))]
+            if recorded:
+                names.append((here or recorded)[0])
     return tuple(names)
 
 

@@ -61,10 +61,10 @@ def assemble_confirmation(results: str = "results") -> dict:
                              lr=lr, kimg=EVIDENCE_KIMG, **summary))
             sides[f"{dataset}:{method}"] = (evaluations, [cpu_kind(r) for r in found])
         claims += [dict(c, key=f"{dataset}:{c['key']}", a=f"{dataset}:{c['a']}", b=f"{dataset}:{c['b']}",
-                        dataset=dataset, claim=f"{dataset}: {c['claim']}") for c in CONFIRM_CLAIMS]
+                        claim=f"{dataset}: {c['claim']}", effect=confirm_effect(dataset, c["metric"], c["a"], c["b"]))
+                   for c in CONFIRM_CLAIMS]
     check_one_protocol([dict(protocol=r["protocol"], record=r["name"]) for r in records], "the confirmation")
-    decided = decide_claims(claims, sides, lambda c: confirm_effect(c["dataset"], c["metric"], c["a"].split(":")[1],
-                                                                    c["b"].split(":")[1]))
+    decided = decide_claims(claims, sides, lambda c: c["effect"])  # power at the planned difference
     return dict(protocol=CONFIRM_VERSION, kimg=EVIDENCE_KIMG, eval_num=EVIDENCE_NUM, rows=rows, claims=decided,
                 reported=reported_differences(sides))
 

@@ -19,7 +19,7 @@ from paperlib.plots.curves import plot_discriminator_view, plot_training_curves
 from paperlib.store.checkpoints import weights_identity
 from paperlib.store.files import atomic_write_bytes
 from paperlib.study.evidence.plan import comparison_plan, row_seeds
-from paperlib.study.evidence.rates import evidence_job, recorded_row
+from paperlib.study.evidence.rates import METHOD_LABELS, evidence_job, recorded_row
 from paperlib.study.evidence.verdicts import annotate, decide_claims
 from paperlib.study.jobs import Job
 from paperlib.study.ledger import (
@@ -181,7 +181,7 @@ def assemble_evidence_table(dataset: str, results: str = "results") -> dict:
     described = {r["kind"]: r for r in rows if not r.get("secondary")}
     hows = {m: how for m, _, how in TABLE_ROWS}
     describe = lambda side: (described[side]["row"] if side.startswith("teacher") else  # noqa: E731
-                             f"{described[side]['row'].split(' (NFE')[0]} at lr {described[side]['lr']:g} "
+                             f"{METHOD_LABELS[side]} at lr {described[side]['lr']:g} "
                              f"({'the common rate' if hows[side] == 'common' else 'its own best rate'})")
     curve = described["instance"].get("curve") or {}
     extra = {"gan-vs-instance": f": its FID during training falls from {curve['fid'][0]:.1f} to {curve['fid'][-1]:.1f} "
